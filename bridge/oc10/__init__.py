@@ -1,0 +1,1 @@
+"""ownCloud 10 knowledge in one place: schema, config.php, hashes, tokens and formats."""

@@ -1,0 +1,284 @@
+"""POSIX storage driver: one file per blob under a root directory, fanned out by blob id prefix.
+
+Layout: `<root>/<id[0:2]>/<id[2:4]>/<id>` (short ids padded with `_`), temp files in `<root>/.tmp`.
+Every write goes to a temp file, is fsynced and renamed into place, so a blob is whole or absent.
+Paths are walked with directory fds and O_NOFOLLOW: a symlink inside the root is never followed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import stat
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from newstack.storage.base import (
+    CHUNK_SIZE,
+    BlobInfo,
+    BlobNotFoundError,
+    ChecksumAccumulator,
+    LinkMethod,
+    LinkMode,
+    StorageError,
+    check_blob_id,
+    check_link_mode,
+    check_range,
+    iter_chunks,
+    open_regular_file,
+    size_mismatch,
+)
+
+TMP_DIR = ".tmp"
+FICLONE = 0x40049409  # _IOW(0x94, 9, int) from linux/fs.h
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_MODE = 0o640
+_DIR_MODE = 0o750
+# errnos that mean "this way of importing does not work here", so "auto" tries the next way.
+_UNSUPPORTED = {errno.EXDEV, errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.ENOSYS}
+_LINK_REFUSED = _UNSUPPORTED | {errno.EMLINK, errno.EPERM}
+
+
+class PosixDriver:
+    """Blobs as files under `root`; reflinks or hardlinks files from the same filesystem."""
+
+    def __init__(self, root: Path, *, fsync: bool = True) -> None:
+        # The root itself may be a symlink chosen by the operator; nothing below it may be.
+        self.root = Path(root).resolve()
+        self._fsync = fsync
+        with _os_errors(str(self.root)):
+            (self.root / TMP_DIR).mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+            self._device = os.stat(self.root / TMP_DIR).st_dev
+
+    # -- the StorageDriver contract ---------------------------------------------------------------
+
+    def put(
+        self, blob_id: str, stream: BinaryIO | Iterable[bytes], size: int | None = None
+    ) -> BlobInfo:
+        check_blob_id(blob_id)
+        return self._commit_copy(blob_id, iter_chunks(stream), size)
+
+    def open(self, blob_id: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        check_range(start, end)
+        self.stat(blob_id)  # raise now, not on the first next()
+        return self._read(blob_id, start, end)
+
+    def stat(self, blob_id: str) -> BlobInfo:
+        check_blob_id(blob_id)
+        with _os_errors(blob_id), self._leaf_dir(blob_id) as leaf:
+            st = os.stat(blob_id, dir_fd=leaf, follow_symlinks=False)
+        if not stat.S_ISREG(st.st_mode):
+            raise StorageError(errno.ELOOP, "blob path is not a regular file", blob_id)
+        return BlobInfo(size=st.st_size)
+
+    def exists(self, blob_id: str) -> bool:
+        try:
+            self.stat(blob_id)
+        except BlobNotFoundError:
+            return False
+        return True
+
+    def delete(self, blob_id: str, *, missing_ok: bool = False) -> None:
+        check_blob_id(blob_id)
+        try:
+            with _os_errors(blob_id), self._leaf_dir(blob_id) as leaf:
+                os.unlink(blob_id, dir_fd=leaf)
+                self._sync_dir(leaf)
+        except BlobNotFoundError:
+            if not missing_ok:
+                raise
+
+    def link_from_path(self, blob_id: str, path: Path, mode: LinkMode = "auto") -> BlobInfo:
+        check_blob_id(blob_id)
+        check_link_mode(mode)
+        with open_regular_file(path) as source:
+            if mode != "auto":
+                return self._import(blob_id, source, mode, str(path))
+            same_filesystem = os.fstat(source.fileno()).st_dev == self._device
+            methods: tuple[LinkMethod, ...] = (
+                ("reflink", "hardlink", "copy") if same_filesystem else ("copy",)
+            )
+            return self._import_first(blob_id, source, methods, str(path))
+
+    def copy(self, src_blob: str, dst_blob: str) -> None:
+        check_blob_id(src_blob)
+        check_blob_id(dst_blob)
+        # Blobs are only ever replaced by rename, never written in place, so sharing an inode
+        # (hardlink) or extents (reflink) with the source is safe.
+        with self._open_blob(src_blob) as source:
+            self._import_first(dst_blob, source, ("reflink", "hardlink", "copy"), src_blob)
+
+    # -- maintenance ------------------------------------------------------------------------------
+
+    def remove_stale_temp_files(self, older_than_seconds: float = 24 * 3600) -> int:
+        """Delete temp files a crashed writer left behind; returns how many were removed."""
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for entry in os.scandir(self.root / TMP_DIR):
+            if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _read(self, blob_id: str, start: int, end: int | None) -> Iterator[bytes]:
+        with self._open_blob(blob_id) as file:
+            remaining = None if end is None else end - start
+            file.seek(start)
+            while remaining is None or remaining > 0:
+                want = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
+                with _os_errors(blob_id):
+                    chunk = file.read(want)
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    @contextlib.contextmanager
+    def _open_blob(self, blob_id: str) -> Iterator[BinaryIO]:
+        with _os_errors(blob_id), self._leaf_dir(blob_id) as leaf:
+            fd = os.open(blob_id, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=leaf)
+        with os.fdopen(fd, "rb", buffering=0) as file:
+            yield file
+
+    def _import_first(
+        self, blob_id: str, source: BinaryIO, methods: tuple[LinkMethod, ...], origin: str
+    ) -> BlobInfo:
+        for method in methods[:-1]:
+            try:
+                return self._import(blob_id, source, method, origin)
+            except StorageError as exc:
+                if exc.errno not in _LINK_REFUSED:
+                    raise
+        return self._import(blob_id, source, methods[-1], origin)
+
+    def _import(self, blob_id: str, source: BinaryIO, method: LinkMethod, origin: str) -> BlobInfo:
+        if method == "copy":
+            source.seek(0)
+            info = self._commit_copy(blob_id, iter_chunks(source), None)
+            return BlobInfo(size=info.size, checksums=info.checksums, linked_by="copy")
+        with self._temp_name(blob_id) as (tmp_dir, tmp_name):
+            with _os_errors(blob_id, f"{method} from {origin}"):
+                if method == "reflink":
+                    self._reflink(source, tmp_dir, tmp_name)
+                else:
+                    self._hardlink(source, tmp_dir, tmp_name)
+            source.seek(0)
+            accumulator = ChecksumAccumulator()
+            for chunk in iter_chunks(source):
+                accumulator.update(chunk)
+            self._rename_into_place(blob_id, tmp_dir, tmp_name)
+        return BlobInfo(accumulator.size, accumulator.checksums(), linked_by=method)
+
+    def _reflink(self, source: BinaryIO, tmp_dir: int, tmp_name: str) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(tmp_name, flags, _FILE_MODE, dir_fd=tmp_dir)
+        try:
+            fcntl.ioctl(fd, FICLONE, source.fileno())
+            if self._fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _hardlink(self, source: BinaryIO, tmp_dir: int, tmp_name: str) -> None:
+        # Link the inode we opened and checked, not whatever the path names by now.
+        if not os.path.isdir("/proc/self/fd"):
+            raise OSError(errno.EOPNOTSUPP, "hardlinking an open file needs /proc/self/fd")
+        os.link(
+            f"/proc/self/fd/{source.fileno()}", tmp_name, dst_dir_fd=tmp_dir, follow_symlinks=True
+        )
+
+    def _commit_copy(self, blob_id: str, chunks: Iterator[bytes], size: int | None) -> BlobInfo:
+        accumulator = ChecksumAccumulator()
+        with self._temp_name(blob_id) as (tmp_dir, tmp_name):
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            with _os_errors(blob_id):
+                fd = os.open(tmp_name, flags, _FILE_MODE, dir_fd=tmp_dir)
+            with os.fdopen(fd, "wb") as tmp:
+                for chunk in chunks:  # the caller's stream: its exceptions pass through as they are
+                    accumulator.update(chunk)
+                    with _os_errors(blob_id):
+                        tmp.write(chunk)
+                if size is not None and size != accumulator.size:
+                    raise size_mismatch(blob_id, size, accumulator.size)
+                with _os_errors(blob_id):
+                    tmp.flush()
+                    if self._fsync:
+                        os.fsync(tmp.fileno())
+            self._rename_into_place(blob_id, tmp_dir, tmp_name)
+        return BlobInfo(size=accumulator.size, checksums=accumulator.checksums())
+
+    @contextlib.contextmanager
+    def _temp_name(self, blob_id: str) -> Iterator[tuple[int, str]]:
+        """A unique name in the temp dir (as dir fd and name), unlinked if the block fails."""
+        name = uuid.uuid4().hex
+        with _os_errors(blob_id):
+            tmp_dir = os.open(self.root / TMP_DIR, _DIR_FLAGS)
+        try:
+            yield tmp_dir, name
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=tmp_dir)
+            raise
+        finally:
+            os.close(tmp_dir)
+
+    def _rename_into_place(self, blob_id: str, tmp_dir: int, tmp_name: str) -> None:
+        with _os_errors(blob_id), self._leaf_dir(blob_id, create=True) as leaf:
+            os.rename(tmp_name, blob_id, src_dir_fd=tmp_dir, dst_dir_fd=leaf)
+            self._sync_dir(leaf)
+        # rename() does nothing when both names are links to one inode (the same file imported
+        # twice by hardlink, or a blob copied onto itself), leaving the temp name behind.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name, dir_fd=tmp_dir)
+
+    def _sync_dir(self, dir_fd: int) -> None:
+        if self._fsync:
+            os.fsync(dir_fd)
+
+    @contextlib.contextmanager
+    def _leaf_dir(self, blob_id: str, create: bool = False) -> Iterator[int]:
+        """An fd of the blob's fan-out directory, reached without following any symlink."""
+        padded = blob_id.ljust(4, "_")
+        fd = os.open(self.root, _DIR_FLAGS)
+        try:
+            for name in (padded[:2], padded[2:4]):
+                try:
+                    child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(name, _DIR_MODE, dir_fd=fd)
+                    child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = child
+            yield fd
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def _os_errors(name: str, action: str = "") -> Iterator[None]:
+    """The one place this driver turns OS errors into storage errors."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise BlobNotFoundError(errno.ENOENT, "blob not found", name) from exc
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise StorageError(
+                errno.ELOOP, "refusing a symlink or non-directory inside the storage root", name
+            ) from exc
+        reason = exc.strerror or str(exc)
+        raise StorageError(exc.errno, f"{action}: {reason}" if action else reason, name) from exc

@@ -1,0 +1,1 @@
+"""Per-user routing reverse proxy in front of ownCloud 10 and the new stack."""
