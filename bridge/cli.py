@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from bridge import config as config_mod
-from bridge.errors import OcbridgeError
+from bridge.errors import ConfigError, OcbridgeError
 
 if TYPE_CHECKING:
     from fixtures.builder import BuildStats
@@ -32,13 +33,16 @@ def _friendly_errors[F: Callable[..., Any]](func: F) -> F:
         try:
             return func(*args, **kwargs)
         except OcbridgeError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            # escape: messages quote user input such as "[section]" or paths with brackets;
+            # soft_wrap: each problem stays on one line, whatever the terminal width
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
+                          soft_wrap=True)
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("ocbridge", context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ocbridge")
 def main() -> None:
     """Move ownCloud 10 users to a new stack, one user at a time, invisibly to their clients."""
@@ -197,3 +201,239 @@ def demo(demo_dir: Path, profile: str, seed: int) -> None:
         manifest, stats = build_instance(instance, "sqlite", get_profile(profile), seed,
                                          replace=replace, progress=report)
     _print_fixture_summary(manifest, stats, as_json=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# serve, users, groups
+
+_CONFIG_OPTION = click.option(
+    "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+    help="The ocbridge TOML file; without it, embedded defaults (and OCBRIDGE_ variables).")
+
+
+_DATA_OPTION = click.option(
+    "--data", type=click.Path(path_type=Path, file_okay=False),
+    help="The new stack's data directory (overrides newstack.data_dir).")
+
+
+def _settings(config_file: Path | None, listen: str | None = None,
+              data: Path | None = None) -> config_mod.Settings:
+    import dataclasses
+
+    settings = config_mod.load_settings(config_file)
+    changes: dict[str, Any] = {}
+    if listen is not None:
+        changes["listen"] = listen
+    if data is not None:
+        changes["data_dir"] = data
+    if changes:
+        overridden = dataclasses.replace(settings.newstack, **changes)
+        settings = dataclasses.replace(settings, newstack=overridden)
+        problems = config_mod.validate(settings)
+        if problems:
+            raise ConfigError(problems, "command line")
+    return settings
+
+
+@main.group("serve")
+def serve_group() -> None:
+    """Run a server in the foreground until Ctrl-C or SIGTERM."""
+
+
+@serve_group.command("newstack")
+@_CONFIG_OPTION
+@click.option("--listen", help="HOST:PORT to bind (overrides newstack.listen).")
+@click.option("--data", type=click.Path(path_type=Path, file_okay=False),
+              help="Data directory (overrides newstack.data_dir).")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Worker processes (overrides newstack.workers).")
+@click.option("--threads", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Threads per worker process.")
+@_friendly_errors
+def serve_newstack(config_file: Path | None, listen: str | None, data: Path | None,
+                   workers: int | None, threads: int) -> None:
+    """Serve the new stack: ownCloud 10's WebDAV and OCS API over its own metadata service."""
+    from newstack import server, service
+
+    settings = _settings(config_file, listen, data)
+    service.open_store(settings)  # fail here, before forking, on a bad database or id base
+    host, port = server.parse_listen(settings.newstack.listen)
+    options = server.ServerOptions(host=host, port=port,
+                                   workers=workers or settings.newstack.workers,
+                                   threads=threads)
+
+    def ready(url: str) -> None:
+        console.print(f"new stack serving on [bold]{url}[/] "
+                      f"(data in {settings.newstack.data_dir.resolve()})", highlight=False)
+
+    server.serve(lambda: service.make_app(settings), options, ready)
+
+
+@main.group("users")
+def users_group() -> None:
+    """Administer the new stack's users."""
+
+
+@users_group.command("add")
+@click.argument("uid")
+@_CONFIG_OPTION
+@_DATA_OPTION
+@click.option("--password", help="The password; asked for when not given.")
+@click.option("--display-name")
+@click.option("--email")
+@click.option("--quota", help="'none', 'default' or a size such as '10 GB'.")
+@click.option("--group", "groups", multiple=True, help="Add to this group (created if missing).")
+@_friendly_errors
+def users_add(uid: str, config_file: Path | None, data: Path | None, password: str | None,
+              display_name: str | None, email: str | None, quota: str | None,
+              groups: tuple[str, ...]) -> None:
+    """Create user UID."""
+    from newstack import service
+
+    store = service.open_store(_settings(config_file, data=data))
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    store.add_user(uid, password=password, display_name=display_name, email=email, quota=quota)
+    for gid in groups:
+        if gid not in store.list_groups():
+            store.add_group(gid)
+        store.add_member(gid, uid)
+    click.echo(f"user {uid} created")
+
+
+@users_group.command("passwd")
+@click.argument("uid")
+@_CONFIG_OPTION
+@_DATA_OPTION
+@click.option("--password", help="The new password; asked for when not given.")
+@_friendly_errors
+def users_passwd(uid: str, config_file: Path | None, data: Path | None,
+                 password: str | None) -> None:
+    """Set the password of UID."""
+    from newstack import service
+
+    store = service.open_store(_settings(config_file, data=data))
+    if store.user(uid) is None:
+        raise click.ClickException(f"no user {uid!r}")
+    if password is None:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    store.set_password(uid, password)
+    click.echo(f"password of {uid} changed")
+
+
+@users_group.command("list")
+@_CONFIG_OPTION
+@_DATA_OPTION
+@click.option("--json", "as_json", is_flag=True)
+@_friendly_errors
+def users_list(config_file: Path | None, data: Path | None, as_json: bool) -> None:
+    """List users with display name, e-mail, quota and groups."""
+    from newstack import service
+
+    store = service.open_store(_settings(config_file, data=data))
+    rows: list[dict[str, Any]] = [
+            {"uid": u.uid, "display_name": u.display_name, "email": u.email,
+             "quota": u.quota, "enabled": u.enabled, "groups": list(store.groups_of(u.uid))}
+            for u in store.list_users()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("uid", "display name", "e-mail", "quota", "enabled", "groups")
+    for row in rows:
+        table.add_row(row["uid"], row["display_name"] or "", row["email"] or "",
+                      row["quota"] or "", "yes" if row["enabled"] else "no",
+                      ", ".join(row["groups"]))
+    Console().print(table)
+
+
+@users_group.command("delete")
+@click.argument("uid")
+@_CONFIG_OPTION
+@_DATA_OPTION
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_friendly_errors
+def users_delete(uid: str, config_file: Path | None, data: Path | None, yes: bool) -> None:
+    """Delete UID with all their files."""
+    from newstack import service
+
+    stack = service.open_newstack(_settings(config_file, data=data))
+    if stack.store.user(uid) is None:
+        raise click.ClickException(f"no user {uid!r}")
+    if not yes:
+        click.confirm(f"Delete {uid} and all their files?", abort=True)
+    stack.backend.delete_user(uid)
+    click.echo(f"user {uid} deleted")
+
+
+@users_group.command("app-password")
+@click.argument("uid")
+@_CONFIG_OPTION
+@_DATA_OPTION
+@click.option("--name", default="ocbridge cli", show_default=True, help="Device name.")
+@_friendly_errors
+def users_app_password(uid: str, config_file: Path | None, data: Path | None, name: str) -> None:
+    """Create an app password for UID and print it (shown once)."""
+    from newstack import service
+
+    store = service.open_store(_settings(config_file, data=data))
+    if store.user(uid) is None:
+        raise click.ClickException(f"no user {uid!r}")
+    click.echo(store.add_app_password(uid, name))
+
+
+@main.group("groups")
+def groups_group() -> None:
+    """Administer the new stack's groups."""
+
+
+@groups_group.command("add")
+@click.argument("gid")
+@_CONFIG_OPTION
+@_DATA_OPTION
+@_friendly_errors
+def groups_add(gid: str, config_file: Path | None, data: Path | None) -> None:
+    """Create group GID."""
+    from newstack import service
+
+    service.open_store(_settings(config_file, data=data)).add_group(gid)
+    click.echo(f"group {gid} created")
+
+
+@groups_group.command("list")
+@_CONFIG_OPTION
+@_DATA_OPTION
+@_friendly_errors
+def groups_list(config_file: Path | None, data: Path | None) -> None:
+    """List groups."""
+    from newstack import service
+
+    for gid in service.open_store(_settings(config_file, data=data)).list_groups():
+        click.echo(gid)
+
+
+@groups_group.command("add-member")
+@click.argument("gid")
+@click.argument("uid")
+@_CONFIG_OPTION
+@_DATA_OPTION
+@_friendly_errors
+def groups_add_member(gid: str, uid: str, config_file: Path | None, data: Path | None) -> None:
+    """Add UID to GID."""
+    from newstack import service
+
+    service.open_store(_settings(config_file, data=data)).add_member(gid, uid)
+    click.echo(f"{uid} is now in {gid}")
+
+
+@groups_group.command("remove-member")
+@click.argument("gid")
+@click.argument("uid")
+@_CONFIG_OPTION
+@_DATA_OPTION
+@_friendly_errors
+def groups_remove_member(gid: str, uid: str, config_file: Path | None, data: Path | None) -> None:
+    """Remove UID from GID."""
+    from newstack import service
+
+    service.open_store(_settings(config_file, data=data)).remove_member(gid, uid)
+    click.echo(f"{uid} is no longer in {gid}")

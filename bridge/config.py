@@ -173,19 +173,58 @@ def load_settings(
 
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> None:
+    """Place each OCBRIDGE_ variable in `raw`, checked against the schema so that a misspelt
+    variable is reported by its own name instead of being silently ignored."""
     for name, value in sorted(env.items()):
-        if not name.startswith(ENV_PREFIX) or ENV_SEPARATOR not in name:
+        if not name.startswith(ENV_PREFIX):
+            continue
+        if ENV_SEPARATOR not in name:
+            # OCBRIDGE_STORAGE=… can only be a mistake; other OCBRIDGE_ names are not ours
+            section = name[len(ENV_PREFIX):].lower()
+            if section in _SECTIONS:
+                problems.append(f"{name}: {_check_env_keys([section])}")
             continue
         keys = [k.lower() for k in name[len(ENV_PREFIX):].split(ENV_SEPARATOR)]
+        problem = _check_env_keys(keys)
+        if problem:
+            problems.append(f"{name}: {problem}")
+            continue
         target: Any = raw
         for key in keys[:-1]:
-            node = target.setdefault(key, {})
-            if not isinstance(node, dict):
-                problems.append(f"{name}: {'.'.join(keys)} is not a section in the file")
-                break
-            target = node
+            target = target.setdefault(key, {})
+            if not isinstance(target, dict):
+                break  # the file has a value where a section belongs; _build reports it
         else:
             target[keys[-1]] = _EnvValue(value, name)
+
+
+def _check_env_keys(keys: list[str]) -> str:
+    """Why the dotted `keys` do not name a setting, or "" if they do."""
+    cls: Any = Settings
+    for depth, key in enumerate(keys):
+        dotted = ".".join(keys[: depth + 1])
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            prefix = ".".join(keys[:depth])
+            if close:
+                suggestion = ENV_PREFIX + ENV_SEPARATOR.join([*keys[:depth], close[0]]).upper()
+                hint = f" (did you mean {suggestion}?)"
+            else:
+                hint = f" (known keys{' of ' + prefix if prefix else ''}: {', '.join(fields)})"
+            return f"{dotted} is not a setting{hint}"
+        typ = typing.get_type_hints(cls)[key]
+        last = depth == len(keys) - 1
+        if dataclasses.is_dataclass(typ):
+            if last:
+                first = dataclasses.fields(typ)[0].name
+                example = ENV_PREFIX + ENV_SEPARATOR.join([*keys, first]).upper()
+                return f"{dotted} is a section, not a setting; set its keys, e.g. {example}"
+            cls = typ
+        elif not last:
+            return f"{dotted} is a setting, not a section; use {ENV_PREFIX}" + ENV_SEPARATOR.join(
+                keys[: depth + 1]).upper()
+    return ""
 
 
 @dataclass(frozen=True)
@@ -205,7 +244,13 @@ def _build(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
     for key in raw:
         if key not in fields:
             close = difflib.get_close_matches(key, list(fields), n=1)
-            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            homes = _sections_holding(cls, key, prefix)
+            if close:
+                hint = f" (did you mean {prefix}{close[0]}?)"
+            elif homes:
+                hint = f" (it belongs in a section: {' or '.join(homes)})"
+            else:
+                hint = f" (known keys: {', '.join(fields)})"
             problems.append(f"{prefix}{key}: unknown key{hint}")
     values: dict[str, Any] = {}
     for name in fields:
@@ -227,6 +272,21 @@ def _build(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
             problems.append(f"{_where(key, raw[name])}: expected {_describe(typ)}, "
                             f"got {_shown(raw[name])}")
     return cls(**values)
+
+
+def _sections_holding(cls: type, key: str, prefix: str) -> list[str]:
+    """Dotted names of the keys called `key` in the sections below `cls`, for a misplaced key."""
+    found: list[str] = []
+    hints = typing.get_type_hints(cls)
+    for fld in dataclasses.fields(cls):
+        typ = hints[fld.name]
+        if dataclasses.is_dataclass(typ):
+            section = f"{prefix}{fld.name}."
+            names = [f.name for f in dataclasses.fields(typ)]
+            if key in names:
+                found.append(section + key)
+            found.extend(_sections_holding(typ, key, section))  # type: ignore[arg-type]
+    return found
 
 
 def _where(key: str, value: Any) -> str:
@@ -300,16 +360,40 @@ def _convert(value: Any, typ: Any) -> tuple[bool, Any]:
 def _validate(name: str, value: Any) -> tuple[bool, str]:
     if name == "listen" and isinstance(value, str):
         host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        valid_port = port.isascii() and port.isdecimal() and 0 < int(port) < 65536
+        if not sep or not host.strip() or not valid_port:
             return False, f"{value!r} is not HOST:PORT ({_HINTS['listen']})"
     if name in ("workers", "part_size_mb", "max_concurrency") and value < 1:
         return False, f"must be at least 1, got {value}"
     if name == "fileid_base" and value < 2**31:
         return False, (f"{value} is too low: ownCloud 10 fileids reach 2^31 and beyond; "
                        "use a base such as 1000000000000")
-    if name == "table_prefix" and not all(c.isalnum() or c == "_" for c in value):
-        return False, f"{value!r} may contain only letters, digits and '_'"
+    if name == "fileid_base" and value >= 2**62:
+        return False, (f"{value} is too high: file ids are signed 64-bit and need room to "
+                       "grow; use a base such as 1000000000000")
+    if name == "table_prefix" and not all(c.isascii() and (c.isalnum() or c == "_")
+                                          for c in value):
+        return False, f"{value!r} may contain only ASCII letters, digits and '_'"
     return True, ""
+
+
+def validate(settings: Settings) -> list[str]:
+    """Problems of settings built in code (e.g. command-line overrides), as load_settings
+    reports them for a file."""
+    problems: list[str] = []
+    _validate_tree(settings, "", problems)
+    return problems + _cross_checks(settings)
+
+
+def _validate_tree(obj: Any, prefix: str, problems: list[str]) -> None:
+    for fld in dataclasses.fields(obj):
+        value = getattr(obj, fld.name)
+        if dataclasses.is_dataclass(value):
+            _validate_tree(value, f"{prefix}{fld.name}.", problems)
+            continue
+        ok, message = _validate(fld.name, value)
+        if not ok:
+            problems.append(f"{prefix}{fld.name}: {message}")
 
 
 def _cross_checks(settings: Settings) -> list[str]:
@@ -321,6 +405,9 @@ def _cross_checks(settings: Settings) -> list[str]:
         problems.append("legacy.data_dir: required when legacy.db_url is given without "
                         "legacy.config_php")
     return problems
+
+
+_SECTIONS = frozenset(f.name for f in dataclasses.fields(Settings))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,209 @@
+"""The new stack's WSGI application: ownCloud 10's URLs routed to DAV and OCS handlers.
+
+Routing, authentication and the translation of backend errors into ownCloud's error bodies
+happen here, once. Handlers live in newstack/dav/methods.py and newstack/ocs/.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from bridge import metrics
+from newstack.backend import BackendError, FilesBackend, User
+from newstack.dav import errors as dav_errors
+from newstack.dav import methods
+from newstack.dav.methods import MethodNotAllowedError, Target
+from newstack.http import BadRequestError, Request, Response
+from newstack.ocs import capabilities as ocs_caps
+from newstack.ocs import envelope as ocs_envelope
+from newstack.ocs import status as ocs_status
+from newstack.ocs import users as ocs_users
+
+log = logging.getLogger("ocbridge.newstack")
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+REALM = 'Basic realm="ownCloud", charset="UTF-8"'
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What status.php and the capabilities say about this server."""
+
+    version: str = "10.16.4.0"
+    versionstring: str = "10.16.4"
+    edition: str = "Community"
+    product: str = "ownCloud"
+    hostname: str = "localhost"
+
+
+class NewstackApp:
+    """WSGI callable serving one FilesBackend under ownCloud 10's URL layout."""
+
+    def __init__(self, backend: FilesBackend, info: ServerInfo | None = None) -> None:
+        self.backend = backend
+        self.info = info or ServerInfo()
+        self.capability_settings = ocs_caps.CapabilitySettings(
+            version=self.info.version, versionstring=self.info.versionstring,
+            edition=self.info.edition, product=self.info.product,
+            hostname=self.info.hostname)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse
+                 ) -> Iterable[bytes]:
+        started = time.perf_counter()
+        try:
+            req = Request.from_environ(environ)
+        except BadRequestError as exc:
+            response = self._dav_error(400, "Sabre\\DAV\\Exception\\BadRequest", str(exc))
+            method = environ.get("REQUEST_METHOD", "GET")
+        else:
+            method = req.method
+            try:
+                response = self.route(req)
+            except BadRequestError as exc:
+                response = self._dav_error(400, "Sabre\\DAV\\Exception\\BadRequest", str(exc))
+            except Exception:
+                log.exception("unhandled error on %s %s", req.method, req.path)
+                response = self._dav_error(500, "Sabre\\DAV\\Exception", "Internal error")
+        metrics.observe_request(method, response.status, time.perf_counter() - started)
+        start_response(response.status_line(), response.headers)
+        return response.body
+
+    # routing -----------------------------------------------------------------------------
+
+    def route(self, req: Request) -> Response:
+        path = req.path
+        if path in ("/status.php", "/owncloud/status.php"):
+            return self.status(req)
+        if path.startswith("/ocs/v1.php/") or path.startswith("/ocs/v2.php/"):
+            return self.ocs(req, version=1 if path.startswith("/ocs/v1.php/") else 2)
+        if path == "/metrics":
+            body, content_type = metrics.exposition()
+            return Response.of(200, body, content_type)
+        for prefix in ("/remote.php/webdav", "/remote.php/files"):
+            if path == prefix or path.startswith(prefix + "/"):
+                return self.dav(req, legacy_prefix=prefix)
+        if path.startswith("/remote.php/dav/files/"):
+            return self.dav(req, legacy_prefix=None)
+        return Response.of(404, b"Not Found", "text/plain; charset=utf-8")
+
+    # status.php ----------------------------------------------------------------------------
+
+    def status(self, req: Request) -> Response:
+        body = ocs_status.status_json(version=self.info.version,
+                                      versionstring=self.info.versionstring,
+                                      edition=self.info.edition, product=self.info.product)
+        return Response.of(200, body, headers=ocs_status.status_headers())
+
+    # OCS -------------------------------------------------------------------------------------
+
+    def ocs(self, req: Request, version: int) -> Response:
+        fmt = ocs_envelope.choose_format(req.query)
+        route = req.path.split(".php/", 1)[1].strip("/")
+        user = self._authenticate(req)
+        if user is None:
+            return self._ocs_result(*ocs_envelope.ocs_error(997, "Unauthorised", version, fmt))
+        if req.method == "GET" and route == "cloud/capabilities":
+            data = ocs_caps.capabilities(self.capability_settings)
+        elif req.method == "GET" and route == "cloud/user":
+            data = ocs_users.cloud_user(user)
+        elif req.method == "GET" and route.startswith("cloud/users/"):
+            wanted = route.removeprefix("cloud/users/")
+            if wanted.lower() != user.uid.lower():
+                # only oneself without admin rights (provisioning API's subadmin check)
+                return self._ocs_result(*ocs_envelope.ocs_error(
+                    997, "Unauthorised", version, fmt))
+            return self._ocs_result(*ocs_envelope.render_ocs(
+                ocs_users.cloud_users_id(user, self.backend.quota(user.uid)), version=version,
+                fmt=fmt, message=None, totalitems=None, itemsperpage=None, legacy=True))
+        else:
+            return self._ocs_result(*ocs_envelope.ocs_error(998, "Invalid query", version,
+                                                            fmt))
+        return self._ocs_result(*ocs_envelope.render_ocs(data, version=version, fmt=fmt))
+
+    @staticmethod
+    def _ocs_result(status: int, headers: list[tuple[str, str]], body: bytes) -> Response:
+        return Response.of(status, body, headers=headers)
+
+    # WebDAV ----------------------------------------------------------------------------------
+
+    def dav(self, req: Request, legacy_prefix: str | None) -> Response:
+        user = self._authenticate(req)
+        if user is None:
+            return self._unauthenticated(req)
+        if legacy_prefix is not None:
+            base = legacy_prefix + "/"
+            rest = req.path[len(legacy_prefix):]
+            uid = user.uid
+        else:
+            rest_all = req.path[len("/remote.php/dav/files/"):]
+            url_uid, _, rest = rest_all.partition("/")
+            if url_uid.lower() != user.uid.lower():
+                return self._dav_error(404, "Sabre\\DAV\\Exception\\NotFound",
+                                       f"Principal with name {url_uid} not found")
+            uid = user.uid
+            base = f"/remote.php/dav/files/{url_uid}/"
+        path = rest.strip("/")
+        if any(part in (".", "..") for part in path.split("/")):
+            raise BadRequestError("The path contains '.' or '..'")
+        target = Target(uid=uid, path=path, base=base, legacy=legacy_prefix is not None)
+        try:
+            return self.dav_method(req, target)
+        except (BackendError, dav_errors.DavError) as exc:
+            status, body = dav_errors.error_for(exc)
+            return Response.of(status, body, methods.XML_TYPE)
+        except MethodNotAllowedError as exc:
+            return self._dav_error(405, "Sabre\\DAV\\Exception\\MethodNotAllowed", str(exc))
+
+    def dav_method(self, req: Request, target: Target) -> Response:
+        backend = self.backend
+        match req.method:
+            case "OPTIONS":
+                return methods.options(req, target, backend)
+            case "PROPFIND":
+                return methods.propfind(req, target, backend, req.host_url())
+            case "GET":
+                return methods.get(req, target, backend)
+            case "HEAD":
+                return methods.get(req, target, backend, head=True)
+            case "PUT":
+                return methods.put(req, target, backend)
+            case "MKCOL":
+                return methods.mkcol(req, target, backend)
+            case "DELETE":
+                return methods.delete(req, target, backend)
+            case "MOVE":
+                return methods.move_or_copy(req, target, backend, copy=False)
+            case "COPY":
+                return methods.move_or_copy(req, target, backend, copy=True)
+            case "PROPPATCH":
+                return methods.proppatch(req, target, backend)
+        raise MethodNotAllowedError(f"{req.method} is not allowed here")
+
+    # authentication --------------------------------------------------------------------------
+
+    def _authenticate(self, req: Request) -> User | None:
+        credentials = req.basic_credentials()
+        if credentials is None:
+            return None
+        return self.backend.authenticate(*credentials)
+
+    def _unauthenticated(self, req: Request) -> Response:
+        if req.basic_credentials() is None:
+            message = ("No public access to this resource., No 'Authorization: Basic' header "
+                       "found. Either the client didn't send one, or the server is "
+                       "misconfigured, No 'Authorization: Basic' header found. Either the "
+                       "client didn't send one, or the server is misconfigured")
+        else:
+            message = "Username or password was incorrect"
+        response = self._dav_error(401, "Sabre\\DAV\\Exception\\NotAuthenticated", message)
+        response.headers.append(("WWW-Authenticate", REALM))
+        return response
+
+    @staticmethod
+    def _dav_error(status: int, exception: str, message: str) -> Response:
+        return Response.of(status, dav_errors.sabre_error_body(exception, message),
+                           methods.XML_TYPE)

@@ -1,0 +1,1 @@
+"""Alembic revisions of the metadata schema; `newstack.metadata.upgrade` runs them."""
