@@ -15,9 +15,10 @@ from typing import Any
 from bridge import metrics
 from newstack.backend import BackendError, FilesBackend, User
 from newstack.dav import errors as dav_errors
-from newstack.dav import methods
+from newstack.dav import locking, methods
 from newstack.dav.methods import MethodNotAllowedError, Target
 from newstack.http import BadRequestError, Request, Response
+from newstack.metadata.store import LoginThrottle
 from newstack.ocs import capabilities as ocs_caps
 from newstack.ocs import envelope as ocs_envelope
 from newstack.ocs import status as ocs_status
@@ -26,6 +27,8 @@ from newstack.ocs import users as ocs_users
 log = logging.getLogger("ocbridge.newstack")
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+#: a tree under /remote.php/dav/<tree>/: (request, authenticated user, path below the tree)
+TreeHandler = Callable[[Request, User, str, FilesBackend], Response]
 REALM = 'Basic realm="ownCloud", charset="UTF-8"'
 
 
@@ -50,6 +53,9 @@ class NewstackApp:
             version=self.info.version, versionstring=self.info.versionstring,
             edition=self.info.edition, product=self.info.product,
             hostname=self.info.hostname)
+        self.throttle = LoginThrottle()
+        #: /remote.php/dav/<name>/… trees besides files/, each in its own module
+        self.dav_trees: dict[str, TreeHandler] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse
                  ) -> Iterable[bytes]:
@@ -86,9 +92,28 @@ class NewstackApp:
         for prefix in ("/remote.php/webdav", "/remote.php/files"):
             if path == prefix or path.startswith(prefix + "/"):
                 return self.dav(req, legacy_prefix=prefix)
-        if path.startswith("/remote.php/dav/files/"):
-            return self.dav(req, legacy_prefix=None)
+        if path.startswith("/remote.php/dav/"):
+            tree, _, rest = path[len("/remote.php/dav/"):].partition("/")
+            if tree == "files":
+                return self.dav(req, legacy_prefix=None)
+            handler = self.dav_trees.get(tree)
+            if handler is not None:
+                return self.dav_tree(req, handler, rest)
         return Response.of(404, b"Not Found", "text/plain; charset=utf-8")
+
+    def dav_tree(self, req: Request, handler: TreeHandler, rest: str) -> Response:
+        """Other trees under remote.php/dav (uploads, trash-bin, meta): authenticated, with
+        backend errors turned into Sabre error bodies like the files tree."""
+        user = self._authenticate(req)
+        if user is None:
+            return self._unauthenticated(req)
+        try:
+            return handler(req, user, rest, self.backend)
+        except (BackendError, dav_errors.DavError) as exc:
+            status, body = dav_errors.error_for(exc)
+            return Response.of(status, body, methods.XML_TYPE)
+        except MethodNotAllowedError as exc:
+            return self._dav_error(405, "Sabre\\DAV\\Exception\\MethodNotAllowed", str(exc))
 
     # status.php ----------------------------------------------------------------------------
 
@@ -103,9 +128,10 @@ class NewstackApp:
     def ocs(self, req: Request, version: int) -> Response:
         fmt = ocs_envelope.choose_format(req.query)
         route = req.path.split(".php/", 1)[1].strip("/")
+        legacy = route.startswith("cloud/users")  # provisioning_api: a legacy OCS route
         user = self._authenticate(req)
         if user is None:
-            return self._ocs_result(*ocs_envelope.ocs_error(997, "Unauthorised", version, fmt))
+            return self._ocs_result(*ocs_envelope.ocs_unauthorised(version, fmt, legacy=legacy))
         if req.method == "GET" and route == "cloud/capabilities":
             data = ocs_caps.capabilities(self.capability_settings)
         elif req.method == "GET" and route == "cloud/user":
@@ -114,8 +140,8 @@ class NewstackApp:
             wanted = route.removeprefix("cloud/users/")
             if wanted.lower() != user.uid.lower():
                 # only oneself without admin rights (provisioning API's subadmin check)
-                return self._ocs_result(*ocs_envelope.ocs_error(
-                    997, "Unauthorised", version, fmt))
+                return self._ocs_result(*ocs_envelope.ocs_unauthorised(version, fmt,
+                                                                       legacy=True))
             return self._ocs_result(*ocs_envelope.render_ocs(
                 ocs_users.cloud_users_id(user, self.backend.quota(user.uid)), version=version,
                 fmt=fmt, message=None, totalitems=None, itemsperpage=None, legacy=True))
@@ -181,6 +207,10 @@ class NewstackApp:
                 return methods.move_or_copy(req, target, backend, copy=True)
             case "PROPPATCH":
                 return methods.proppatch(req, target, backend)
+            case "LOCK":
+                return locking.lock(req, target, backend)
+            case "UNLOCK":
+                return locking.unlock(req, target, backend)
         raise MethodNotAllowedError(f"{req.method} is not allowed here")
 
     # authentication --------------------------------------------------------------------------
@@ -189,7 +219,18 @@ class NewstackApp:
         credentials = req.basic_credentials()
         if credentials is None:
             return None
-        return self.backend.authenticate(*credentials)
+        login, password = credentials
+        remote = req.environ.get("REMOTE_ADDR", "")
+        # slow down guessing per (login, address), as ownCloud's brute-force protection does
+        delay = self.throttle.delay(login, remote)
+        if delay > 0:
+            time.sleep(delay)
+        user = self.backend.authenticate(login, password)
+        if user is None:
+            self.throttle.failure(login, remote)
+        else:
+            self.throttle.success(login, remote)
+        return user
 
     def _unauthenticated(self, req: Request) -> Response:
         if req.basic_credentials() is None:

@@ -236,6 +236,13 @@ class FilesBackend(Protocol):
 
     def restore(self, uid: str, fileid: int, dst: str | None = None) -> Node: ...
 
+    def trashed(self, uid: str, fileid: int) -> Node:
+        """A node anywhere in the user's trash by fileid: a trashed item or something inside
+        a trashed folder (trash-bin/<uid>/<fileid>/…); NotFoundError if there is none."""
+
+    def trash_children(self, uid: str, fileid: int) -> list[Node]:
+        """Children of a trashed folder, ordered by name (byte order); [] for a file."""
+
     def purge(self, uid: str, fileid: int | None = None) -> None:
         """Delete one trashed item for good, or empty the trash when fileid is None."""
 
@@ -244,6 +251,19 @@ class FilesBackend(Protocol):
     def read_version(self, uid: str, fileid: int, version_id: int) -> Iterator[bytes]: ...
 
     def restore_version(self, uid: str, fileid: int, version_id: int) -> Node: ...
+
+    # finding (REPORT) ----------------------------------------------------------------------
+    def favorites(self, uid: str) -> list[Node]:
+        """The user's favorite files and folders, the trash left out, ordered by fileid."""
+
+    def search(self, uid: str, pattern: str, limit: int) -> list[Node]:
+        """At most `limit` files and folders whose name contains `pattern` ignoring case,
+        ordered by fileid. As in oC10 (Cache::search), '%' and '_' in `pattern` are SQL
+        LIKE wildcards."""
+
+    def systemtag_fileids(self, uid: str, tag_id: int) -> list[int]:
+        """Fileids carrying system tag `tag_id`; NotFoundError when no such tag is visible
+        to the user."""
 
     # locks ---------------------------------------------------------------------------------
     def locks(self, uid: str, path: str, *, with_parents: bool = True) -> list[Lock]: ...

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, BinaryIO, Final
 
 from sqlalchemy import Connection
 
-from bridge.oc10.formats import ChecksumAccumulator, parse_quota
+from bridge.oc10.formats import ChecksumAccumulator, parse_quota, trash_name
 from bridge.oc10.mimetypes import DIR_MIMETYPE, mimetype_for
 from bridge.oc10.passwords import VerifiedCredentialCache, hash_password, needs_rehash
 from bridge.oc10.tokens import login_matches_token, token_hash
@@ -321,7 +321,7 @@ class NativeBackend:
                 )
                 written = self.store.node_by_id(conn, fileid)
         except BaseException:
-            self.driver.delete(blob_id, missing_ok=True)
+            self._delete_blobs([blob_id])
             raise
         self._delete_blobs(garbage)
         assert written is not None
@@ -396,9 +396,9 @@ class NativeBackend:
         ts = int(now)
         # oC10 would overwrite an item trashed under the same name in the same second; we keep
         # both by taking the next free second instead
-        while self.store.node(conn, uid, AREA_TRASH, f"{node.name}.d{ts}") is not None:
+        while self.store.node(conn, uid, AREA_TRASH, trash_name(node.name, ts)) is not None:
             ts += 1
-        trash_path = f"{node.name}.d{ts}"
+        trash_path = trash_name(node.name, ts)
         self.store.move_subtree(
             conn, node, area=AREA_TRASH, path=trash_path, parent=trash_root.fileid, name=trash_path
         )
@@ -433,7 +433,6 @@ class NativeBackend:
                     raise AlreadyExistsError(f"{dst!r} exists")
                 _check_replace(src, dst)
                 self._trash_node(conn, target, now, changes)
-            mimetype = None if node.is_dir else mimetype_for(name)
             self.store.delete_locks_below(conn, uid, src)
             moved = self.store.move_subtree(
                 conn,
@@ -442,7 +441,7 @@ class NativeBackend:
                 path=dst,
                 parent=parent.fileid,
                 name=name,
-                mimetype=mimetype,
+                mimetype=_renamed_mimetype(node, node.name, name),
             )
             size = max(node.size, 0)
             changes.add(AREA_FILES, src, -size)
@@ -513,7 +512,8 @@ class NativeBackend:
                             # a copy is new content on disk for oC10: new mtime and etag
                             mtime=int(now),
                             etag=etag if n.is_dir else _file_etag(int(now), fileid, n.size),
-                            mimetype=mimetype_for(name) if is_top and not n.is_dir else n.mimetype,
+                            mimetype=(_renamed_mimetype(n, n.name, name) if is_top else None)
+                            or n.mimetype,
                             blob_id=new_blobs[n.blob_id] if n.blob_id else None,
                         )
                     )
@@ -655,7 +655,7 @@ class NativeBackend:
                 path=path,
                 parent=parent.fileid,
                 name=name,
-                mimetype=None if node.is_dir else mimetype_for(name),
+                mimetype=_renamed_mimetype(node, _name_before_trash(node, record), name),
             )
             if node is top:
                 self.store.delete_trash_record(conn, node.fileid)
@@ -944,6 +944,14 @@ def _file_etag(mtime: int, fileid: int, size: int) -> str:
     return hashlib.md5(f"{mtime}{fileid}{secrets.token_hex(8)}{size}".encode()).hexdigest()
 
 
+def _renamed_mimetype(node: NodeRecord, old_name: str, new_name: str) -> str | None:
+    """The mimetype after a rename, or None to keep it: oC10 (Updater::renameFromStorage)
+    re-detects it only when the extension changes."""
+    if node.is_dir or _split_extension(old_name)[1] == _split_extension(new_name)[1]:
+        return None
+    return mimetype_for(new_name)
+
+
 def _split_extension(name: str) -> tuple[str, str]:
     """PHP pathinfo() FILENAME and '.'+EXTENSION (empty when there is none)."""
     dot = name.rfind(".")
@@ -965,6 +973,13 @@ def _original_place(node: NodeRecord, top_path: str, record: TrashRecord | None)
         return location, top_name
     inner = node.path[len(top_path) + 1 :]
     return join_path(join_path(location, top_name), parent_path(inner)).strip("/"), node.name
+
+
+def _name_before_trash(node: NodeRecord, record: TrashRecord | None) -> str:
+    """Only the top of a trashed tree was renamed (to `<name>.d<t>`)."""
+    if "/" in node.path:
+        return node.name
+    return record.original_name if record is not None else node.name.rsplit(".d", 1)[0]
 
 
 def _strictly_below(path: str, top: str) -> bool:

@@ -22,6 +22,7 @@ from newstack.backend import (
     PreconditionFailedError,
 )
 from newstack.dav import errors as dav_errors
+from newstack.dav import locking
 from newstack.dav import props as dav_props
 from newstack.dav import xml as dav_xml
 from newstack.http import BadRequestError, Headers, Request, Response, closing_iter
@@ -168,7 +169,10 @@ def propfind(req: Request, target: Target, backend: FilesBackend, host_url: str)
     ctx = prop_context(backend, target.uid, host_url, nodes)
     writer = dav_xml.Multistatus(target.base)
     entries = ((n.path, n, extras.get(n.fileid)) for n in nodes)
-    body = dav_props.stream_nodes(writer, entries, ctx, request)
+    locks = None
+    if "{DAV:}lockdiscovery" in request.props:
+        locks = locking.discovery(backend, target, node, listing=len(nodes) > 1)
+    body = dav_props.stream_nodes(writer, entries, ctx, request, locks=locks)
     headers = [("Content-Type", XML_TYPE), ("Vary", "Brief,Prefer"), ("DAV", DAV_HEADER)]
     return Response(207, headers, body)
 
@@ -206,6 +210,7 @@ _LASTMODIFIED = "{DAV:}lastmodified"
 
 def proppatch(req: Request, target: Target, backend: FilesBackend) -> Response:
     """Set or remove properties: all or nothing, as RFC 4918 and Sabre require."""
+    locking.check_if_header(req, target, backend, [locking.Scope(target.path)])
     changes = dav_xml.parse_proppatch(req.read_body())
     backend.stat(target.uid, target.path)
     refused = {name for name, value in changes
@@ -236,6 +241,7 @@ def proppatch(req: Request, target: Target, backend: FilesBackend) -> Response:
 
 
 def put(req: Request, target: Target, backend: FilesBackend) -> Response:
+    locking.check_if_header(req, target, backend, [locking.Scope(target.path)])
     if not target.path:
         raise ForbiddenError("Can't PUT to the root folder")
     try:
@@ -266,6 +272,7 @@ def _oc_mtime(req: Request) -> int | None:
 
 
 def mkcol(req: Request, target: Target, backend: FilesBackend) -> Response:
+    locking.check_if_header(req, target, backend, [locking.Scope(target.path)])
     if req.read_body():
         return Response.of(415)
     try:
@@ -276,6 +283,8 @@ def mkcol(req: Request, target: Target, backend: FilesBackend) -> Response:
 
 
 def delete(req: Request, target: Target, backend: FilesBackend) -> Response:
+    locking.check_if_header(req, target, backend,
+                            [locking.Scope(target.path, with_children=True)])
     if not target.path:
         raise ForbiddenError("The root folder cannot be deleted")
     backend.delete(target.uid, target.path)
@@ -285,13 +294,19 @@ def delete(req: Request, target: Target, backend: FilesBackend) -> Response:
 def move_or_copy(req: Request, target: Target, backend: FilesBackend, *, copy: bool
                  ) -> Response:
     destination = destination_path(req, target)
+    # Sabre: a MOVE needs the tokens of the source tree and the target, a COPY the target's
+    writes = [] if copy else [locking.Scope(target.path, with_children=True)]
+    locking.check_if_header(req, target, backend, [*writes, locking.Scope(destination)])
     if destination == target.path:
         raise ForbiddenError("Source and destination uri are identical.")
     if not target.path or not destination:
         raise ForbiddenError("The root folder cannot be moved or replaced")
     overwrite = (req.header("Overwrite") or "T").strip().upper() != "F"
     operation = backend.copy if copy else backend.move
-    result = operation(target.uid, target.path, destination, overwrite=overwrite)
+    try:
+        result = operation(target.uid, target.path, destination, overwrite=overwrite)
+    except AlreadyExistsError as exc:
+        raise dav_errors.DavError(dav_errors.OVERWRITE_FAILED) from exc
     return Response.of(201 if result.created else 204,
                        headers=node_headers(backend, result.node))
 

@@ -131,7 +131,8 @@ nodes = Table(
     Column("path", Text, nullable=False),
     Column("path_hash", String(32), nullable=False),
     Column("parent", BIGINT, nullable=False),
-    Column("name", String(250), nullable=False),
+    #: 250 characters at most in the files area (oC10's VARCHAR(250)); trash names add `.d<t>`
+    Column("name", String(300), nullable=False),
     Column("is_dir", Boolean, nullable=False),
     #: bytes; folders = sum of children; -1/-2 = unknown (migrated from oC10)
     Column("size", BIGINT, nullable=False, server_default=_ZERO),

@@ -624,6 +624,34 @@ class MetadataStore:
     def delete_trash_record(self, conn: Connection, fileid: int) -> None:
         conn.execute(delete(schema.trash).where(schema.trash.c.fileid == fileid))
 
+    # -- finding (REPORT filter-files and search-files) -------------------------------------------
+
+    def favorite_nodes(self, conn: Connection, uid: str) -> list[NodeRecord]:
+        """The user's favorites among their own files (the trash left out), by fileid."""
+        n, f = schema.nodes, schema.favorites
+        rows = conn.execute(
+            select(*_NODE_COLUMNS)
+            .select_from(n.join(f, f.c.fileid == n.c.fileid))
+            .where(f.c.uid == uid, n.c.owner == uid, n.c.area == AREA_FILES)
+            .order_by(n.c.fileid)
+        )
+        return [_record(NodeRecord, row) for row in rows]
+
+    def search_names(
+        self, conn: Connection, owner: str, like: str, limit: int
+    ) -> list[NodeRecord]:
+        """At most `limit` nodes of `owner`'s files (the root left out) whose name matches the
+        SQL LIKE pattern `like` ignoring case, by fileid."""
+        n = schema.nodes
+        rows = conn.execute(
+            select(*_NODE_COLUMNS)
+            .where(n.c.owner == owner, n.c.area == AREA_FILES, n.c.path != "",
+                   n.c.name.ilike(like))
+            .order_by(n.c.fileid)
+            .limit(limit)
+        )
+        return [_record(NodeRecord, row) for row in rows]
+
     # -- annotations, batched per listing ---------------------------------------------------------
 
     def favorites(self, conn: Connection, uid: str, fileids: Sequence[int]) -> set[int]:

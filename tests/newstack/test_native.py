@@ -291,6 +291,21 @@ def test_rename_updates_mimetype_but_not_etag(backend: NativeBackend) -> None:
     assert (moved.mimetype, moved.etag, moved.fileid) == ("text/markdown", node.etag, node.fileid)
 
 
+def test_rename_keeps_a_stored_mimetype_while_the_extension_stays(
+    backend: NativeBackend, store: MetadataStore
+) -> None:
+    root = backend.stat("alice", "")
+    store.insert_nodes([
+        NodeRecord(fileid=77, owner="alice", area="files", path="a.txt", parent=root.fileid,
+                   name="a.txt", is_dir=False, size=0, mtime=1, etag="e" * 32, checksum="",
+                   mimetype="text/x-legacy", permissions=27, blob_id=None),
+    ])
+    assert backend.move("alice", "a.txt", "b.txt", overwrite=False).node.mimetype == "text/x-legacy"
+    backend.delete("alice", "b.txt")
+    assert backend.restore("alice", 77).mimetype == "text/x-legacy"
+    assert backend.move("alice", "b.txt", "b.md", overwrite=False).node.mimetype == "text/markdown"
+
+
 def test_move_onto_existing_needs_overwrite_and_trashes_the_target(backend: NativeBackend) -> None:
     put(backend, "a.txt", b"a")
     old_b = put(backend, "b.txt", b"b")

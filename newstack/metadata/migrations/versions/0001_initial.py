@@ -107,7 +107,7 @@ def upgrade() -> None:
         sa.Column("path", sa.Text(), nullable=False),
         sa.Column("path_hash", sa.String(length=32), nullable=False),
         sa.Column("parent", BIGINT, nullable=False),
-        sa.Column("name", sa.String(length=250), nullable=False),
+        sa.Column("name", sa.String(length=300), nullable=False),
         sa.Column("is_dir", sa.Boolean(), nullable=False),
         sa.Column("size", BIGINT, server_default=sa.text("0"), nullable=False),
         sa.Column("mtime", BIGINT, server_default=sa.text("0"), nullable=False),
