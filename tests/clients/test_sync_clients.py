@@ -60,7 +60,7 @@ def make_tree(root: Path, seed: int = 5) -> dict[str, bytes]:
         "readme.txt": b"hello\n",
         "empty.txt": b"",
         "Documents/report final.pdf": rng.randbytes(70_000),
-        "Documents/Ünïcödé ñame.md": "# title\n".encode() * 50,
+        "Documents/Ünïcödé ñame.md": b"# title\n" * 50,
         "Photos/2024/beach #1.jpg": rng.randbytes(300_000),
         "Photos/2024/100% sun.png": rng.randbytes(12_345),
         "big.bin": rng.randbytes(11 * 2**20),
