@@ -14,8 +14,8 @@ from typing import Any
 
 from bridge import metrics
 from newstack.backend import BackendError, FilesBackend, User
+from newstack.dav import chunking, locking, meta, methods, report, trashbin
 from newstack.dav import errors as dav_errors
-from newstack.dav import locking, methods
 from newstack.dav.methods import MethodNotAllowedError, Target
 from newstack.http import BadRequestError, Request, Response
 from newstack.metadata.store import LoginThrottle
@@ -56,6 +56,9 @@ class NewstackApp:
         self.throttle = LoginThrottle()
         #: /remote.php/dav/<name>/… trees besides files/, each in its own module
         self.dav_trees: dict[str, TreeHandler] = {}
+        self.dav_trees["trash-bin"] = trashbin.tree
+        self.dav_trees["meta"] = meta.tree
+        self.dav_trees["uploads"] = chunking.uploads_tree
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse
                  ) -> Iterable[bytes]:
@@ -196,6 +199,8 @@ class NewstackApp:
             case "HEAD":
                 return methods.get(req, target, backend, head=True)
             case "PUT":
+                if chunking.is_v1_chunk(req):  # 503 outside the legacy endpoint
+                    return chunking.put_v1(req, target, backend)
                 return methods.put(req, target, backend)
             case "MKCOL":
                 return methods.mkcol(req, target, backend)
@@ -207,6 +212,8 @@ class NewstackApp:
                 return methods.move_or_copy(req, target, backend, copy=True)
             case "PROPPATCH":
                 return methods.proppatch(req, target, backend)
+            case "REPORT":
+                return report.report(req, target, backend, req.host_url())
             case "LOCK":
                 return locking.lock(req, target, backend)
             case "UNLOCK":

@@ -266,7 +266,10 @@ class FilesBackend(Protocol):
         to the user."""
 
     # locks ---------------------------------------------------------------------------------
-    def locks(self, uid: str, path: str, *, with_parents: bool = True) -> list[Lock]: ...
+    def locks(self, uid: str, path: str, *, with_parents: bool = True,
+              with_children: bool = False) -> list[Lock]:
+        """Live locks on `path`, with depth-infinity locks of its ancestors (with_parents) and
+        the locks below it (with_children: DELETE and MOVE of a folder need them)."""
 
     def lock(self, uid: str, lock: Lock) -> Lock: ...
 

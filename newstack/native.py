@@ -11,6 +11,7 @@ import hashlib
 import re
 import secrets
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -597,6 +598,10 @@ class NativeBackend:
                 )
         return items
 
+    def trashed(self, uid: str, fileid: int) -> Node:
+        with self.store.read() as conn:
+            return _node(self._trashed(conn, uid, fileid))
+
     def trash_children(self, uid: str, fileid: int) -> list[Node]:
         """Children of a trashed folder (trash-bin/<uid>/<fileid>/…), by name in byte order."""
         with self.store.read() as conn:
@@ -748,6 +753,20 @@ class NativeBackend:
         self._delete_blobs(garbage)
         assert restored is not None
         return _node(restored)
+
+    # -- finding (REPORT) -------------------------------------------------------------------------
+
+    def favorites(self, uid: str) -> list[Node]:
+        with self.store.read() as conn:
+            return [_node(record) for record in self.store.favorite_nodes(conn, uid)]
+
+    def search(self, uid: str, pattern: str, limit: int) -> list[Node]:
+        like = f"%{unicodedata.normalize('NFC', pattern)}%"
+        with self.store.read() as conn:
+            return [_node(record) for record in self.store.search_names(conn, uid, like, limit)]
+
+    def systemtag_fileids(self, uid: str, tag_id: int) -> list[int]:
+        raise NotFoundError(f"no system tag {tag_id}: the native backend has no system tags yet")
 
     # -- locks ------------------------------------------------------------------------------------
 

@@ -1,10 +1,6 @@
-"""WebDAV locks as ownCloud 10 answers them: LOCK, UNLOCK, lock discovery and the If header.
-
-Policy follows Sabre 4.7's Locks plugin and Server::checkPreconditions over ownCloud's
-FileLocksBackend and LockManager (oc_persistent_locks); storage is the backend's. The write
-handlers in newstack/dav/methods.py call check_if_header() first; newstack/app.py routes LOCK
-and UNLOCK here.
-"""
+"""WebDAV locks as ownCloud 10 (Sabre 4.7's Locks plugin over oC10's FileLocksBackend) answers
+them: LOCK, UNLOCK, lock discovery, and the If header that newstack/dav/methods.py's writes check
+first. The backend stores the locks (oc_persistent_locks semantics)."""
 
 from __future__ import annotations
 
@@ -116,7 +112,7 @@ def _locks(backend: FilesBackend, uid: str, path: str, *, with_children: bool = 
     if not with_children:
         return backend.locks(uid, path)
     # FilesBackend.locks() does not declare with_children yet; NativeBackend implements it
-    return backend.locks(uid, path, with_children=True)  # type: ignore[call-arg]
+    return backend.locks(uid, path, with_children=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ Response. Backend errors become Sabre error bodies in newstack/app.py, in one pl
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 

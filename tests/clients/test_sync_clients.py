@@ -6,51 +6,19 @@ fail the test with the install command (CI installs them through scripts/dev tes
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
 import random
-import shutil
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from bridge.config import Settings
-from newstack.app import NewstackApp, ServerInfo
-from newstack.service import open_newstack
-from tests.newstack.live import live_server
+from tests.clients.conftest import NewstackServer, require_binary
 
-USER, PASSWORD = "alice", "Sync-client pa55"
-
-
-@dataclasses.dataclass
-class Live:
-    url: str
-
-
-@pytest.fixture
-def live(tmp_path: Path) -> Iterator[Live]:
-    settings = Settings()
-    settings = dataclasses.replace(settings, newstack=dataclasses.replace(
-        settings.newstack, data_dir=tmp_path / "server"))
-    stack = open_newstack(settings)
-    stack.store.add_user(USER, password=PASSWORD, display_name="Alice")
-    with live_server(NewstackApp(stack.backend, ServerInfo(hostname="testhost")),
-                     threads=8) as url:
-        yield Live(url)
-
-
-def need(binary: str, package: str) -> str:
-    path = shutil.which(binary)
-    if path is None:
-        pytest.fail(f"{binary} is not installed: apt-get install {package} "
-                    "(scripts/dev test installs it)")
-    return path
+Live = NewstackServer
 
 
 def make_tree(root: Path, seed: int = 5) -> dict[str, bytes]:
@@ -88,19 +56,21 @@ def local_state(root: Path) -> dict[str, str]:
 
 
 def rclone(live: Live, *args: str, endpoint: str = "dav") -> subprocess.CompletedProcess[str]:
-    binary = need("rclone", "rclone")
-    obscured = subprocess.run([binary, "obscure", PASSWORD], capture_output=True, text=True,
+    binary = require_binary("rclone", "rclone")
+    obscured = subprocess.run([binary, "obscure", live.password], capture_output=True, text=True,
                               check=True).stdout.strip()
-    url = (f"{live.url}/remote.php/dav/files/{USER}/" if endpoint == "dav"
-           else f"{live.url}/remote.php/webdav/")
+    url = (live.dav_url if endpoint == "dav"
+           else f"{live.base_url}/remote.php/webdav/")
     env = {**os.environ, "RCLONE_CONFIG": "/dev/null", "RCLONE_CONFIG_OCB_TYPE": "webdav",
            "RCLONE_CONFIG_OCB_URL": url, "RCLONE_CONFIG_OCB_VENDOR": "owncloud",
-           "RCLONE_CONFIG_OCB_USER": USER, "RCLONE_CONFIG_OCB_PASS": obscured}
+           "RCLONE_CONFIG_OCB_USER": live.user, "RCLONE_CONFIG_OCB_PASS": obscured}
     return subprocess.run([binary, *args], env=env, capture_output=True, text=True,
                           timeout=180)
 
 
-def test_rclone_copy_check_and_no_second_transfer(live: Live, tmp_path: Path) -> None:
+def test_rclone_copy_check_and_no_second_transfer(newstack_server: Live, tmp_path: Path
+                                                  ) -> None:
+    live = newstack_server
     src = tmp_path / "src"
     make_tree(src)
     first = rclone(live, "copy", str(src), "ocb:", "--stats-one-line", "-v")
@@ -125,11 +95,12 @@ def test_rclone_copy_check_and_no_second_transfer(live: Live, tmp_path: Path) ->
 
 
 def owncloudcmd(live: Live, local: Path, exclude: Path) -> subprocess.CompletedProcess[str]:
-    binary = need("owncloudcmd", "owncloud-client-cmd")
+    binary = require_binary("owncloudcmd", "owncloud-client-cmd")
     env = {**os.environ, "HOME": str(local.parent)}
     # owncloudcmd can hang on protocol surprises (research/tooling.md §5): always a timeout
     return subprocess.run(["timeout", "180", binary, "--non-interactive", "--exclude",
-                           str(exclude), "-u", USER, "-p", PASSWORD, str(local), live.url],
+                           str(exclude), "-u", live.user, "-p", live.password, str(local),
+                           live.base_url],
                           env=env, capture_output=True, text=True, timeout=200)
 
 
@@ -137,12 +108,18 @@ def journal_entries(local: Path) -> dict[str, tuple[str, str]]:
     """path -> (etag, fileid) as the client stored them in its sync journal."""
     db = next(p for p in local.iterdir() if p.name.startswith((".sync_", "._sync_"))
               and p.name.endswith(".db"))
-    with sqlite3.connect(db) as conn:
+    # read-only and closed at once: the client needs its journal unlocked for the next run
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
         rows = conn.execute("SELECT path, md5, fileid FROM metadata").fetchall()
+    finally:
+        conn.close()
     return {path: (etag, fileid) for path, etag, fileid in rows}
 
 
-def test_owncloudcmd_sync_up_change_on_server_sync_down(live: Live, tmp_path: Path) -> None:
+def test_owncloudcmd_sync_up_change_on_server_sync_down(newstack_server: Live,
+                                                        tmp_path: Path) -> None:
+    live = newstack_server
     local = tmp_path / "client"
     local.mkdir()
     exclude = tmp_path / "exclude.lst"
@@ -150,19 +127,19 @@ def test_owncloudcmd_sync_up_change_on_server_sync_down(live: Live, tmp_path: Pa
     make_tree(local)
     up = owncloudcmd(live, local, exclude)
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
-    client = httpx.Client(auth=(USER, PASSWORD), timeout=30)
-    dav = f"{live.url}/remote.php/dav/files/{USER}/"
-    listing = client.request("PROPFIND", dav + "Photos/2024/", headers={"Depth": "1"})
-    assert b"beach%20%231.jpg" in listing.content
-    assert client.get(dav + "big.bin").content == (local / "big.bin").read_bytes()
+    with httpx.Client(auth=(live.user, live.password), timeout=30) as client:
+        dav = live.dav_url
+        listing = client.request("PROPFIND", dav + "Photos/2024/", headers={"Depth": "1"})
+        assert b"beach%20%231.jpg" in listing.content
+        assert client.get(dav + "big.bin").content == (local / "big.bin").read_bytes()
 
-    # change the tree on the server, then sync down
-    assert client.put(dav + "readme.txt", content=b"changed on the server\n").status_code == 204
-    assert client.put(dav + "Documents/new.txt", content=b"new\n").status_code == 201
-    assert client.delete(dav + "Photos/2024/100% sun.png").status_code == 204
-    assert client.request("MOVE", dav + "empty.txt",
-                          headers={"Destination": dav + "Documents/moved.txt"}
-                          ).status_code == 201
+        # change the tree on the server, then sync down
+        assert client.put(dav + "readme.txt", content=b"changed on the server\n").status_code == 204
+        assert client.put(dav + "Documents/new.txt", content=b"new\n").status_code == 201
+        assert client.delete(dav + "Photos/2024/100% sun.png").status_code == 204
+        assert client.request("MOVE", dav + "empty.txt",
+                              headers={"Destination": dav + "Documents/moved.txt"}
+                              ).status_code == 201
     down = owncloudcmd(live, local, exclude)
     assert down.returncode == 0, down.stdout[-3000:] + down.stderr[-3000:]
     state = local_state(local)
@@ -175,6 +152,6 @@ def test_owncloudcmd_sync_up_change_on_server_sync_down(live: Live, tmp_path: Pa
     # a third run changes nothing: the journal's etags and ids stay as they are
     before = journal_entries(local)
     again = owncloudcmd(live, local, exclude)
-    assert again.returncode == 0, again.stdout[-3000:]
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert journal_entries(local) == before
     assert local_state(local) == state
