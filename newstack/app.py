@@ -54,6 +54,7 @@ class NewstackApp:
             edition=self.info.edition, product=self.info.product,
             hostname=self.info.hostname)
         self.throttle = LoginThrottle()
+        metrics.BACKEND_UP.set(1)
         #: /remote.php/dav/<name>/… trees besides files/, each in its own module
         self.dav_trees: dict[str, TreeHandler] = {}
         self.dav_trees["trash-bin"] = trashbin.tree
@@ -78,6 +79,7 @@ class NewstackApp:
                 log.exception("unhandled error on %s %s", req.method, req.path)
                 response = self._dav_error(500, "Sabre\\DAV\\Exception", "Internal error")
         metrics.observe_request(method, response.status, time.perf_counter() - started)
+        _count_storage_bytes(method, response, environ)
         start_response(response.status_line(), response.headers)
         return response.body
 
@@ -255,3 +257,17 @@ class NewstackApp:
     def _dav_error(status: int, exception: str, message: str) -> Response:
         return Response.of(status, dav_errors.sabre_error_body(exception, message),
                            methods.XML_TYPE)
+
+
+def _count_storage_bytes(method: str, response: Response, environ: dict[str, Any]) -> None:
+    """File bytes served and accepted, from the lengths both sides declared."""
+    if not environ.get("PATH_INFO", "").startswith("/remote.php/"):
+        return
+    if method == "GET" and response.status in (200, 206):
+        length = dict(response.headers).get("Content-Length")
+        if length and length.isdigit():
+            metrics.count_bytes("out", int(length))
+    elif method == "PUT" and response.status in (201, 204):
+        length = environ.get("CONTENT_LENGTH") or ""
+        if length.isdigit():
+            metrics.count_bytes("in", int(length))

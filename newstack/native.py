@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
-from typing import TYPE_CHECKING, BinaryIO, Final
+from dataclasses import fields, replace
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 from sqlalchemy import Connection
 
@@ -50,6 +52,7 @@ from newstack.metadata.store import (
     AREA_TRASH,
     FILE_PERMISSIONS,
     FOLDER_PERMISSIONS,
+    LISTING_FIELDS,
     Changes,
     LockRecord,
     MetadataStore,
@@ -80,6 +83,52 @@ _PART_MESSAGE: Final = (
 )
 _CHECKSUM_MESSAGE: Final = "The computed checksum does not match the one received from the client."
 _SCOPES: Final = ("exclusive", "shared")
+#: how long a user resolved from Basic credentials is reused without asking the database
+USER_CACHE_TTL: Final = 10.0
+USER_CACHE_ENTRIES: Final = 10_000
+
+
+class _AuthenticatedUsers:
+    """Users that `authenticate` resolved, by a sha256 of the exact (login, password) pair.
+
+    A different password is a different key, so only credentials that verified can hit; failures
+    are never stored. An entry is used for `ttl` seconds after it was made (not extended by use)
+    and only while the store's users_generation is the one it was made under, so a password
+    change, disabling, deletion, group or app password change made through this process's
+    store takes effect at once; changes made by another process within `ttl`. Thread-safe.
+    """
+
+    def __init__(self, ttl: float, max_entries: int, clock: Callable[[], float]) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[bytes, tuple[float, int, User]] = OrderedDict()
+
+    @staticmethod
+    def key(login: str, password: str) -> bytes:
+        return hashlib.sha256(f"{login}\0{password}".encode("utf-8", "surrogatepass")).digest()
+
+    def get(self, key: bytes, generation: int) -> User | None:
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            expiry, made_under, user = entry
+            if expiry <= now or made_under != generation:
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return user
+
+    def put(self, key: bytes, generation: int, user: User) -> None:
+        expiry = self._clock() + self._ttl
+        with self._lock:
+            self._entries[key] = (expiry, generation, user)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
 
 
 class NativeBackend:
@@ -102,6 +151,7 @@ class NativeBackend:
         credential_cache: VerifiedCredentialCache,
         default_quota: str | None = None,
         clock: Callable[[], float] = time.time,
+        user_cache_ttl: float = USER_CACHE_TTL,
     ) -> None:
         self.store = store
         self.driver = driver
@@ -112,14 +162,39 @@ class NativeBackend:
         self._credentials = credential_cache
         self._default_quota = default_quota
         self._clock = clock
+        self._users = (
+            _AuthenticatedUsers(user_cache_ttl, USER_CACHE_ENTRIES, time.monotonic)
+            if user_cache_ttl > 0
+            else None
+        )
 
     # -- users and credentials --------------------------------------------------------------------
 
     def authenticate(self, login: str, password: str) -> User | None:
         """REFERENCE §4.5: token (app password) for this login name, else the login password;
-        then the same again with the uid of the one account whose e-mail is `login`."""
+        then the same again with the uid of the one account whose e-mail is `login`.
+
+        A success is remembered for `user_cache_ttl` seconds (default 10), so a client's next
+        requests with the same credentials cost no database query; changes to users, groups
+        or app passwords made through this process's store end that at once, changes made by
+        another process (e.g. `ocbridge users` on the command line) within the TTL. The token's
+        last_activity is then brought up to date at the next miss (oC10: once a minute)."""
         if not login or not password:
             return None
+        if self._users is None:
+            return self._authenticate(login, password)
+        # the generation is read before the database so that a change committed meanwhile
+        # makes the entry stale rather than cached under the new generation
+        generation = self.store.users_generation
+        key = self._users.key(login, password)
+        user = self._users.get(key, generation)
+        if user is None:
+            user = self._authenticate(login, password)
+            if user is not None:
+                self._users.put(key, generation, user)
+        return user
+
+    def _authenticate(self, login: str, password: str) -> User | None:
         record = self._login(login, password)
         if record is None:
             uids = self.store.uids_by_email(login)
@@ -174,8 +249,10 @@ class NativeBackend:
 
     def stat(self, uid: str, path: str) -> Node:
         path = _normalize(path)
-        with self.store.read() as conn:
-            return _node(self._get(conn, uid, path))
+        record = self.store.lookup_node(uid, AREA_FILES, path)
+        if record is None:
+            raise NotFoundError(f"{path!r} not found in the files of {uid!r}")
+        return _node(record)
 
     def children(self, uid: str, path: str) -> list[Node]:
         path = _normalize(path)
@@ -183,7 +260,8 @@ class NativeBackend:
             folder = self._get(conn, uid, path)
             if not folder.is_dir:
                 return []
-            return [_node(child) for child in self.store.children(conn, folder.fileid)]
+            rows = self.store.listing(conn, folder.fileid)
+        return [_listed_node(row) for row in rows]
 
     def by_id(self, uid: str, fileid: int) -> Node:
         with self.store.read() as conn:
@@ -198,6 +276,10 @@ class NativeBackend:
             tags = self.store.tags(conn, uid, ids)
             comments = self.store.comment_counts(conn, uid, ids)
             dead = self.store.dead_props(conn, ids)
+        annotated = favorites.union(tags, comments, dead)
+        # most nodes have no annotation: they share one empty NodeExtras (read-only, as
+        # dav/props.py's own _NO_EXTRAS), which spares a thousand-entry listing ~2 ms
+        empty = NodeExtras()
         return {
             fileid: NodeExtras(
                 favorite=fileid in favorites,
@@ -207,6 +289,8 @@ class NativeBackend:
                 comments_unread=comments.get(fileid, (0, 0))[1],
                 dead=dead.get(fileid, {}),
             )
+            if fileid in annotated
+            else empty
             for fileid in ids
         }
 
@@ -219,8 +303,8 @@ class NativeBackend:
         return _quota(root.size, self._quota_bytes(record))
 
     def read(self, uid: str, node: Node, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        with self.store.read() as conn:
-            record = self._by_id(conn, uid, node.fileid)
+        # the node's current blob, looked up again: `node` may be older than the content
+        record = _in_files(self.store.lookup_node_by_id(node.fileid), uid, node.fileid)
         if record.is_dir:
             raise ForbiddenError(f"{record.path!r} is a folder; only files have content")
         return self._open_blob(record.blob_id, start, end, record.path)
@@ -854,10 +938,7 @@ class NativeBackend:
         return node
 
     def _by_id(self, conn: Connection, uid: str, fileid: int) -> NodeRecord:
-        node = self.store.node_by_id(conn, fileid)
-        if node is None or node.owner != uid or node.area != AREA_FILES:
-            raise NotFoundError(f"no file or folder with id {fileid} in the files of {uid!r}")
-        return node
+        return _in_files(self.store.node_by_id(conn, fileid), uid, fileid)
 
     def _trashed(self, conn: Connection, uid: str, fileid: int) -> NodeRecord:
         node = self.store.node_by_id(conn, fileid)
@@ -904,6 +985,13 @@ class NativeBackend:
 
 def _normalize(path: str) -> str:
     return path.strip("/")
+
+
+def _in_files(node: NodeRecord | None, uid: str, fileid: int) -> NodeRecord:
+    """`node` (looked up by `fileid`) if it is in `uid`'s files, else NotFoundError."""
+    if node is None or node.owner != uid or node.area != AREA_FILES:
+        raise NotFoundError(f"no file or folder with id {fileid} in the files of {uid!r}")
+    return node
 
 
 def _check_name(name: str) -> None:
@@ -1027,6 +1115,41 @@ def _node(record: NodeRecord) -> Node:
         mimetype=record.mimetype,
         checksum=record.checksum or "",
     )
+
+
+#: Node is a plain frozen dataclass (no __post_init__, no __slots__) whose fields are the
+#: listing columns: a listing of thousands fills its instances' attributes directly, which costs
+#: a third of the generated frozen __init__ (one object.__setattr__ per field)
+_PLAIN_NODE: Final = (
+    tuple(f.name for f in fields(Node)) == LISTING_FIELDS
+    and not hasattr(Node, "__post_init__")
+    and not hasattr(Node, "__slots__")
+)
+_new = object.__new__
+
+
+def _listed_node(row: Sequence[Any]) -> Node:
+    """A Node from a `MetadataStore.listing` row: the same as _node(NodeRecord(...))."""
+    if not _PLAIN_NODE:
+        values = dict(zip(LISTING_FIELDS, row, strict=True))
+        values["is_dir"] = bool(values["is_dir"])
+        values["checksum"] = values["checksum"] or ""
+        return Node(**values)
+    node: Node = _new(Node)
+    node.__dict__.update(
+        fileid=row[0],
+        owner=row[1],
+        path=row[2],
+        name=row[3],
+        is_dir=bool(row[4]),
+        size=row[5],
+        mtime=row[6],
+        etag=row[7],
+        permissions=row[8],
+        mimetype=row[9],
+        checksum=row[10] or "",
+    )
+    return node
 
 
 def _version_of(node: NodeRecord) -> VersionRecord:

@@ -50,8 +50,12 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
+    # straight to the driver: exec_driver_sql would run SQLAlchemy's whole execution path
+    # (and its events) for a statement that returns nothing, on every transaction
     write = conn.get_execution_options().get(_WRITE_OPTION, False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+        "BEGIN IMMEDIATE" if write else "BEGIN"
+    )
 
 
 def _md5(value: str | None) -> str | None:
@@ -82,7 +86,11 @@ def write_tx(engine: Engine, lock_name: str | None = None) -> Iterator[Connectio
 def read_tx(engine: Engine) -> Iterator[Connection]:
     """Reads from one snapshot of the database (so a folder and its children agree); never
     commits."""
-    with engine.connect() as conn:  # autobegins; closing rolls back
+    with engine.connect() as conn:  # closing rolls back
         if conn.dialect.name == "postgresql":
-            conn.execution_options(isolation_level="REPEATABLE READ")
+            conn.execution_options(isolation_level="REPEATABLE READ")  # autobegins
+        else:
+            # begin now, not at the first SQLAlchemy statement: the store also reads through
+            # the driver connection (MetadataStore._driver), which must be inside the snapshot
+            conn.begin()
         yield conn

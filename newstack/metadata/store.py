@@ -3,13 +3,26 @@
 Node operations take the Connection of a transaction opened with `read()` or `write(uid)`, so the
 backend (newstack/native.py) makes one transaction per client request; admin operations open
 their own. Etag, mtime and size propagation follows ownCloud 10's Propagator (REFERENCE §2.3).
+
+Hot path: the lookups every request makes (a node by path or id, a folder's children, a user,
+a user's groups, an app password) use statements built once at import. On SQLite they run on
+the driver connection under the SQLAlchemy transaction (same snapshot, same write transaction),
+skipping SQLAlchemy's per-execution work, which costs several times the query itself; and the
+`lookup_*` methods and the admin reads without a `conn` run their one statement on a pooled
+driver connection without any transaction (one statement reads one snapshot). These statements
+do not pass through engine events or `echo` logging. The per-listing annotation queries
+(`favorites`, `tags`, `comment_counts`, `dead_props`) stay on the Connection (one statement
+each, visible to events) with a plain `IN (?, …)` list on SQLite.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import random
 import secrets
+import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -22,7 +35,9 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    Select,
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -32,6 +47,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
 
 from bridge.errors import OcbridgeError
@@ -160,12 +176,93 @@ class LockRecord:
         return self.timeout < 0 or self.created_at + self.timeout > now
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _record[T](cls: type[T], row: Row[Any]) -> T:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
     mapping = row._mapping
-    return cls(**{f.name: mapping[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+    return cls(**{name: mapping[name] for name in names})
 
 
 _NODE_COLUMNS = [schema.nodes.c[f.name] for f in fields(NodeRecord)]
+#: the columns of `listing` rows, in this order: what a client sees of a node
+LISTING_FIELDS: Final = (
+    "fileid", "owner", "path", "name", "is_dir", "size", "mtime", "etag", "permissions",
+    "mimetype", "checksum",
+)
+_USER_COLUMNS = [schema.users.c[f.name] for f in fields(UserRecord)]
+_APP_PASSWORD_COLUMNS = [schema.app_passwords.c[f.name] for f in fields(AppPasswordRecord)]
+_IS_DIR = [f.name for f in fields(NodeRecord)].index("is_dir")
+_ENABLED = [f.name for f in fields(UserRecord)].index("enabled")
+
+
+def _node_record(row: Sequence[Any]) -> NodeRecord:
+    """A NodeRecord from a row of _NODE_COLUMNS (SQLite's driver gives is_dir as 0/1)."""
+    values = list(row)
+    values[_IS_DIR] = bool(values[_IS_DIR])
+    return NodeRecord(*values)
+
+
+def _user_record(row: Sequence[Any]) -> UserRecord:
+    values = list(row)
+    values[_ENABLED] = bool(values[_ENABLED])
+    return UserRecord(*values)
+
+
+class _Query:
+    """A statement built once: `stmt` for SQLAlchemy and, for SQLite's driver, `sql` with the
+    same named parameters (built by SQLAlchemy's own SQLite compiler, so both agree)."""
+
+    def __init__(self, stmt: Select[Any]) -> None:
+        self.stmt = stmt
+        self.sql = str(stmt.compile(dialect=sqlite_dialect.dialect(paramstyle="named")))
+
+
+def _queries() -> dict[str, _Query]:
+    n, u, gm, a = schema.nodes, schema.users, schema.group_members, schema.app_passwords
+    return {
+        "node": _Query(
+            select(*_NODE_COLUMNS).where(
+                n.c.owner == bindparam("owner"),
+                n.c.area == bindparam("area"),
+                n.c.path_hash == bindparam("path_hash"),
+            )
+        ),
+        "node_by_id": _Query(select(*_NODE_COLUMNS).where(n.c.fileid == bindparam("fileid"))),
+        # SQLite compares names bytewise (BINARY); PostgreSQL gets COLLATE "C" in its own query
+        "children": _Query(
+            select(*_NODE_COLUMNS).where(n.c.parent == bindparam("parent")).order_by(n.c.name)
+        ),
+        "children_pg": _Query(
+            select(*_NODE_COLUMNS)
+            .where(n.c.parent == bindparam("parent"))
+            .order_by(n.c.name.collate("C"))
+        ),
+        "listing": _Query(
+            select(*(n.c[name] for name in LISTING_FIELDS))
+            .where(n.c.parent == bindparam("parent"))
+            .order_by(n.c.name)
+        ),
+        "listing_pg": _Query(
+            select(*(n.c[name] for name in LISTING_FIELDS))
+            .where(n.c.parent == bindparam("parent"))
+            .order_by(n.c.name.collate("C"))
+        ),
+        "user": _Query(select(*_USER_COLUMNS).where(u.c.uid == bindparam("uid"))),
+        "user_by_login": _Query(select(*_USER_COLUMNS).where(u.c.uid_lower == bindparam("low"))),
+        "groups_of": _Query(
+            select(gm.c.gid).where(gm.c.uid == bindparam("uid")).order_by(gm.c.gid)
+        ),
+        "app_password": _Query(
+            select(*_APP_PASSWORD_COLUMNS).where(a.c.token_hash == bindparam("token_hash"))
+        ),
+    }
+
+
+_Q: Final = _queries()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,6 +333,22 @@ class UniqidClock:
 # The store
 
 
+def _changes_users[**P, R](method: Callable[P, R]) -> Callable[P, R]:
+    """A MetadataStore method that changes users, groups or app passwords: the store's
+    users_generation moves on once it is done (committed or not)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        finally:
+            store = args[0]
+            assert isinstance(store, MetadataStore)
+            store._users_changed()
+
+    return wrapper
+
+
 class MetadataStore:
     """Users, groups, app passwords and node trees in one SQL database; thread-safe.
 
@@ -261,6 +374,9 @@ class MetadataStore:
         self._pool_lock = threading.Lock()
         self._pool: list[int] = []
         self.uniqid = UniqidClock()
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._generations = itertools.count(1)
+        self._users_generation = 0
         if upgrade:
             upgrade_to_head(engine)
         self._init_allocator()
@@ -279,6 +395,50 @@ class MetadataStore:
     def is_postgres(self) -> bool:
         return self.engine.dialect.name == "postgresql"
 
+    @property
+    def users_generation(self) -> int:
+        """Changes whenever this process changes users, groups, memberships, app passwords or
+        instance settings (after the commit), so caches of what they resolve to can tell they
+        are stale. Changes made by other processes are not seen here."""
+        return self._users_generation
+
+    def _users_changed(self) -> None:
+        self._users_generation = next(self._generations)
+
+    def _driver(self, conn: Connection) -> sqlite3.Connection | None:
+        """SQLite's driver connection under `conn` (its transaction included), else None."""
+        if not self._sqlite:
+            return None
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        return driver
+
+    def _first(self, conn: Connection, query: _Query, params: dict[str, Any]) -> Any:
+        rows = self._all(conn, query, params)
+        return rows[0] if rows else None
+
+    def _all(self, conn: Connection, query: _Query, params: dict[str, Any]) -> Sequence[Any]:
+        driver = self._driver(conn)
+        if driver is not None:
+            # fetchall, not fetchone: the statement is finished (reset) before we go on
+            return driver.execute(query.sql, params).fetchall()
+        return conn.execute(query.stmt, params).all()
+
+    def _single(self, query: _Query, params: dict[str, Any]) -> Sequence[Any]:
+        """Rows of one statement run on its own. A single statement reads one consistent
+        snapshot, so SQLite needs no transaction: it runs on a pooled driver connection in
+        autocommit mode (no SQLAlchemy Connection, no BEGIN/ROLLBACK); elsewhere in read()."""
+        if not self._sqlite:
+            with self.read() as conn:
+                return conn.execute(query.stmt, params).all()
+        pooled = self.engine.raw_connection()
+        try:
+            driver = pooled.driver_connection
+            assert isinstance(driver, sqlite3.Connection)
+            return driver.execute(query.sql, params).fetchall()
+        finally:
+            pooled.close()
+
     # -- instance settings ------------------------------------------------------------------------
 
     def setting(self, key: str) -> str | None:
@@ -293,10 +453,13 @@ class MetadataStore:
     def set_setting(self, key: str, value: str | None) -> None:
         """Set (or with None remove) an instance setting."""
         table = schema.instance
-        with self.write() as conn:
-            conn.execute(delete(table).where(table.c.key == key))
-            if value is not None:
-                conn.execute(insert(table).values(key=key, value=value))
+        try:
+            with self.write() as conn:
+                conn.execute(delete(table).where(table.c.key == key))
+                if value is not None:
+                    conn.execute(insert(table).values(key=key, value=value))
+        finally:
+            self._users_changed()
 
     # -- fileids ----------------------------------------------------------------------------------
 
@@ -382,24 +545,35 @@ class MetadataStore:
     # -- nodes: reads ------------------------------------------------------------------------------
 
     def node(self, conn: Connection, owner: str, area: str, path: str) -> NodeRecord | None:
-        n = schema.nodes
-        row = conn.execute(
-            select(*_NODE_COLUMNS).where(
-                n.c.owner == owner, n.c.area == area, n.c.path_hash == path_hash(path)
-            )
-        ).first()
-        return None if row is None else _record(NodeRecord, row)
+        params = {"owner": owner, "area": area, "path_hash": path_hash(path)}
+        row = self._first(conn, _Q["node"], params)
+        return None if row is None else _node_record(row)
 
     def node_by_id(self, conn: Connection, fileid: int) -> NodeRecord | None:
-        row = conn.execute(select(*_NODE_COLUMNS).where(schema.nodes.c.fileid == fileid)).first()
-        return None if row is None else _record(NodeRecord, row)
+        row = self._first(conn, _Q["node_by_id"], {"fileid": fileid})
+        return None if row is None else _node_record(row)
+
+    def lookup_node(self, owner: str, area: str, path: str) -> NodeRecord | None:
+        """`node` as a statement of its own, for a request that reads nothing else with it."""
+        params = {"owner": owner, "area": area, "path_hash": path_hash(path)}
+        rows = self._single(_Q["node"], params)
+        return _node_record(rows[0]) if rows else None
+
+    def lookup_node_by_id(self, fileid: int) -> NodeRecord | None:
+        """`node_by_id` as a statement of its own."""
+        rows = self._single(_Q["node_by_id"], {"fileid": fileid})
+        return _node_record(rows[0]) if rows else None
 
     def children(self, conn: Connection, parent: int) -> list[NodeRecord]:
         """Direct children ordered by name in byte order (UTF-8 = code point order)."""
-        n = schema.nodes
-        name = n.c.name.collate("C") if self.is_postgres else n.c.name
-        rows = conn.execute(select(*_NODE_COLUMNS).where(n.c.parent == parent).order_by(name))
-        return [_record(NodeRecord, row) for row in rows]
+        query = _Q["children_pg"] if self.is_postgres else _Q["children"]
+        return [_node_record(row) for row in self._all(conn, query, {"parent": parent})]
+
+    def listing(self, conn: Connection, parent: int) -> Sequence[Sequence[Any]]:
+        """`children` as plain rows of the LISTING_FIELDS columns (is_dir may come as 0/1), for
+        folder listings that build their own objects from thousands of rows."""
+        query = _Q["listing_pg"] if self.is_postgres else _Q["listing"]
+        return self._all(conn, query, {"parent": parent})
 
     def _descendant_ids(self, fileid: int) -> Any:
         """A recursive CTE of the fileids strictly below `fileid`."""
@@ -658,6 +832,10 @@ class MetadataStore:
         f = schema.favorites
         found: set[int] = set()
         for chunk in _chunks(fileids):
+            if self._sqlite:
+                sql = f"SELECT fileid FROM favorites WHERE uid = ? AND fileid IN ({_marks(chunk)})"
+                found.update(fileid for (fileid,) in conn.exec_driver_sql(sql, (uid, *chunk)))
+                continue
             found.update(
                 conn.scalars(select(f.c.fileid).where(f.c.uid == uid, f.c.fileid.in_(chunk)))
             )
@@ -673,11 +851,18 @@ class MetadataStore:
         t = schema.tags
         found: dict[int, list[str]] = {}
         for chunk in _chunks(fileids):
-            rows = conn.execute(
-                select(t.c.fileid, t.c.tag)
-                .where(t.c.uid == uid, t.c.fileid.in_(chunk))
-                .order_by(t.c.fileid, t.c.tag)
-            )
+            if self._sqlite:
+                rows: Iterable[Any] = conn.exec_driver_sql(
+                    f"SELECT fileid, tag FROM tags WHERE uid = ? AND fileid IN ({_marks(chunk)}) "
+                    "ORDER BY fileid, tag",
+                    (uid, *chunk),
+                )
+            else:
+                rows = conn.execute(
+                    select(t.c.fileid, t.c.tag)
+                    .where(t.c.uid == uid, t.c.fileid.in_(chunk))
+                    .order_by(t.c.fileid, t.c.tag)
+                )
             for fileid, tag in rows:
                 found.setdefault(fileid, []).append(tag)
         return found
@@ -697,13 +882,25 @@ class MetadataStore:
         c, m = schema.comments, schema.comment_read_markers
         found: dict[int, tuple[int, int]] = {}
         for chunk in _chunks(fileids):
-            unread = case((or_(m.c.marked_at.is_(None), c.c.created > m.c.marked_at), 1), else_=0)
-            rows = conn.execute(
-                select(c.c.fileid, func.count(), func.sum(unread))
-                .select_from(c.outerjoin(m, and_(m.c.fileid == c.c.fileid, m.c.uid == uid)))
-                .where(c.c.fileid.in_(chunk))
-                .group_by(c.c.fileid)
-            )
+            if self._sqlite:
+                rows: Iterable[Any] = conn.exec_driver_sql(
+                    "SELECT c.fileid, count(*), sum(CASE WHEN m.marked_at IS NULL OR "
+                    "c.created > m.marked_at THEN 1 ELSE 0 END) FROM comments AS c "
+                    "LEFT OUTER JOIN comment_read_markers AS m "
+                    "ON m.fileid = c.fileid AND m.uid = ? "
+                    f"WHERE c.fileid IN ({_marks(chunk)}) GROUP BY c.fileid",
+                    (uid, *chunk),
+                )
+            else:
+                unread = case(
+                    (or_(m.c.marked_at.is_(None), c.c.created > m.c.marked_at), 1), else_=0
+                )
+                rows = conn.execute(
+                    select(c.c.fileid, func.count(), func.sum(unread))
+                    .select_from(c.outerjoin(m, and_(m.c.fileid == c.c.fileid, m.c.uid == uid)))
+                    .where(c.c.fileid.in_(chunk))
+                    .group_by(c.c.fileid)
+                )
             for fileid, count, unread_count in rows:
                 found[fileid] = (int(count), int(unread_count or 0))
         return found
@@ -712,9 +909,15 @@ class MetadataStore:
         p = schema.dead_props
         found: dict[int, dict[str, str]] = {}
         for chunk in _chunks(fileids):
-            rows = conn.execute(
-                select(p.c.fileid, p.c.name, p.c.value).where(p.c.fileid.in_(chunk))
-            )
+            if self._sqlite:
+                rows: Iterable[Any] = conn.exec_driver_sql(
+                    f"SELECT fileid, name, value FROM dead_props WHERE fileid IN ({_marks(chunk)})",
+                    tuple(chunk),
+                )
+            else:
+                rows = conn.execute(
+                    select(p.c.fileid, p.c.name, p.c.value).where(p.c.fileid.in_(chunk))
+                )
             for fileid, name, value in rows:
                 found.setdefault(fileid, {})[name] = value
         return found
@@ -784,6 +987,7 @@ class MetadataStore:
 
     # -- users ------------------------------------------------------------------------------------
 
+    @_changes_users
     def add_user(
         self,
         uid: str,
@@ -836,19 +1040,18 @@ class MetadataStore:
     def user(self, uid: str, conn: Connection | None = None) -> UserRecord | None:
         """The user with exactly this uid."""
         if conn is None:
-            with self.read() as own:
-                return self.user(uid, own)
-        row = conn.execute(select(schema.users).where(schema.users.c.uid == uid)).first()
-        return None if row is None else _record(UserRecord, row)
+            rows = self._single(_Q["user"], {"uid": uid})
+            return _user_record(rows[0]) if rows else None
+        row = self._first(conn, _Q["user"], {"uid": uid})
+        return None if row is None else _user_record(row)
 
     def user_by_login(self, login: str, conn: Connection | None = None) -> UserRecord | None:
         """The user whose uid equals `login` ignoring case (the stored case is returned)."""
         if conn is None:
-            with self.read() as own:
-                return self.user_by_login(login, own)
-        u = schema.users
-        row = conn.execute(select(u).where(u.c.uid_lower == login.lower())).first()
-        return None if row is None else _record(UserRecord, row)
+            rows = self._single(_Q["user_by_login"], {"low": login.lower()})
+            return _user_record(rows[0]) if rows else None
+        row = self._first(conn, _Q["user_by_login"], {"low": login.lower()})
+        return None if row is None else _user_record(row)
 
     def uids_by_email(self, email: str) -> list[str]:
         u = schema.users
@@ -862,6 +1065,7 @@ class MetadataStore:
             rows = conn.execute(select(schema.users).order_by(schema.users.c.uid))
             return [_record(UserRecord, row) for row in rows]
 
+    @_changes_users
     def update_user(self, uid: str, **values: Any) -> None:
         """Change columns of a user (display_name, email, quota, enabled, language, last_login,
         password = a stored hash)."""
@@ -882,6 +1086,7 @@ class MetadataStore:
         """Store `password` in oC10's current hash format (`1|$2y$10$…`)."""
         self.update_user(uid, password=hash_password(password))
 
+    @_changes_users
     def delete_user(self, uid: str, remove_blob: Callable[[str], None] | None = None) -> None:
         """Delete a user with their nodes, trash, versions, annotations, app passwords and
         memberships; `remove_blob` is called for each blob id after the commit."""
@@ -909,6 +1114,7 @@ class MetadataStore:
 
     # -- groups -----------------------------------------------------------------------------------
 
+    @_changes_users
     def add_group(self, gid: str) -> None:
         if not gid or len(gid) > 255:
             raise UserAdminError(f"invalid group name {gid!r}: use 1 to 255 characters")
@@ -918,6 +1124,7 @@ class MetadataStore:
         except IntegrityError as exc:
             raise UserAdminError(f"group {gid!r} exists") from exc
 
+    @_changes_users
     def delete_group(self, gid: str) -> None:
         with self.write() as conn:
             conn.execute(delete(schema.groups).where(schema.groups.c.gid == gid))
@@ -926,6 +1133,7 @@ class MetadataStore:
         with self.read() as conn:
             return list(conn.scalars(select(schema.groups.c.gid).order_by(schema.groups.c.gid)))
 
+    @_changes_users
     def add_member(self, gid: str, uid: str) -> None:
         gm = schema.group_members
         with self.write() as conn:
@@ -937,20 +1145,23 @@ class MetadataStore:
             if exists is None:
                 conn.execute(insert(gm).values(gid=gid, uid=uid))
 
+    @_changes_users
     def remove_member(self, gid: str, uid: str) -> None:
         gm = schema.group_members
         with self.write() as conn:
             conn.execute(delete(gm).where(gm.c.gid == gid, gm.c.uid == uid))
 
     def groups_of(self, uid: str, conn: Connection | None = None) -> tuple[str, ...]:
-        if conn is None:
-            with self.read() as own:
-                return self.groups_of(uid, own)
-        gm = schema.group_members
-        return tuple(conn.scalars(select(gm.c.gid).where(gm.c.uid == uid).order_by(gm.c.gid)))
+        rows = (
+            self._single(_Q["groups_of"], {"uid": uid})
+            if conn is None
+            else self._all(conn, _Q["groups_of"], {"uid": uid})
+        )
+        return tuple(gid for (gid,) in rows)
 
     # -- app passwords ----------------------------------------------------------------------------
 
+    @_changes_users
     def add_app_password(
         self,
         uid: str,
@@ -991,10 +1202,8 @@ class MetadataStore:
         return token
 
     def app_password(self, hashed: str) -> AppPasswordRecord | None:
-        a = schema.app_passwords
-        with self.read() as conn:
-            row = conn.execute(select(a).where(a.c.token_hash == hashed)).first()
-        return None if row is None else _record(AppPasswordRecord, row)
+        rows = self._single(_Q["app_password"], {"token_hash": hashed})
+        return AppPasswordRecord(*rows[0]) if rows else None
 
     def list_app_passwords(self, uid: str) -> list[AppPasswordRecord]:
         a = schema.app_passwords
@@ -1002,6 +1211,7 @@ class MetadataStore:
             rows = conn.execute(select(a).where(a.c.uid == uid).order_by(a.c.id))
             return [_record(AppPasswordRecord, row) for row in rows]
 
+    @_changes_users
     def delete_app_password(self, uid: str, token_id: int) -> None:
         a = schema.app_passwords
         with self.write(uid) as conn:
@@ -1037,6 +1247,11 @@ def _check_uid(uid: str) -> None:
             f"invalid user id {uid!r}: use 1 to 255 characters, no '/', '\\' or NUL and no "
             "leading or trailing whitespace"
         )
+
+
+def _marks(items: Sequence[Any]) -> str:
+    """`?, ?, …` for an IN list of SQLite's driver."""
+    return ", ".join("?" * len(items))
 
 
 def _chunks[T](items: Sequence[T]) -> Iterator[list[T]]:
@@ -1132,6 +1347,7 @@ __all__ = [
     "LoginThrottle",
     "MetadataError",
     "MetadataStore",
+    "LISTING_FIELDS",
     "NodeRecord",
     "TrashRecord",
     "UserAdminError",

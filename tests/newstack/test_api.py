@@ -371,8 +371,17 @@ def test_hostile_and_malformed_requests(server: Server) -> None:
 
 
 def test_metrics_endpoint(server: Server) -> None:
-    server.client.get(f"{server.url}/status.php")
+    def counter(text: str, direction: str) -> float:
+        match = re.search(rf'ocbridge_newstack_storage_bytes_total{{direction="{direction}"}} '
+                          r"([0-9.e+]+)", text)
+        return float(match.group(1)) if match else 0.0
+
+    before = httpx.get(f"{server.url}/metrics").text
+    server.client.put(server.dav("m.bin"), content=b"x" * 5000)
+    server.client.get(server.dav("m.bin"))
     metrics = httpx.get(f"{server.url}/metrics")
     assert metrics.status_code == 200
     assert b"ocbridge_newstack_requests_total" in metrics.content
+    assert counter(metrics.text, "in") - counter(before, "in") == 5000
+    assert counter(metrics.text, "out") - counter(before, "out") == 5000
     assert b"alice" not in metrics.content, "no user ids in metrics"
