@@ -13,7 +13,6 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final, Literal
-from urllib.parse import quote
 
 from bridge.oc10.formats import oc_id
 from newstack.backend import FilesBackend, Node, NotFoundError, User, Version
@@ -21,7 +20,7 @@ from newstack.dav import errors as dav_errors
 from newstack.dav import props as dav_props
 from newstack.dav import trees
 from newstack.dav.errors import DavError
-from newstack.dav.methods import MethodNotAllowedError
+from newstack.dav.methods import MethodNotAllowedError, attachment_disposition
 from newstack.dav.xml import SUPPORTEDLOCK_XML, DavResponse, xml_text
 from newstack.http import Request, Response, closing_iter
 
@@ -143,18 +142,13 @@ def _download(user: User, where: _Location, backend: FilesBackend, *, head: bool
         ("Content-Type", v.mimetype or "application/octet-stream"),
         ("Last-Modified", dav_props.http_date(v.version_id)),
         ("ETag", etag), ("OC-ETag", etag),
-        ("Content-Disposition", _attachment(where.node.name)),
+        ("Content-Disposition", attachment_disposition(where.node.name)),
         ("Content-Length", str(v.size)),
     ]
     if head:
         return Response(200, headers, [])
     chunks = backend.read_version(user.uid, v.fileid, v.version_id)
     return Response(200, headers, closing_iter(chunks))
-
-
-def _attachment(name: str) -> str:
-    encoded = quote(name, safe="")
-    return f"attachment; filename*=UTF-8''{encoded}; filename=\"{encoded}\""
 
 
 def _copy(req: Request, user: User, where: _Location, backend: FilesBackend) -> Response:

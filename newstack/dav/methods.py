@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from bridge.oc10.formats import oc_id, parse_checksums, rfc1123
 from newstack.backend import (
@@ -91,7 +91,7 @@ def get(req: Request, target: Target, backend: FilesBackend, *, head: bool = Fal
         ("Content-Type", _SECURE_TYPES.get(node.mimetype, node.mimetype)),
         ("ETag", etag), ("OC-ETag", etag),
         ("Last-Modified", rfc1123(node.mtime)),
-        ("Content-Disposition", _disposition(node.name)),
+        ("Content-Disposition", attachment_disposition(node.name)),
         ("X-Accel-Buffering", "no"),
         ("Accept-Ranges", "bytes"),
         ("OC-FileId", oc_id(node.fileid, backend.instance_id)),
@@ -148,9 +148,8 @@ def _parse_range(value: str, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _disposition(name: str) -> str:
-    from urllib.parse import quote
-
+def attachment_disposition(name: str) -> str:
+    """Content-Disposition of downloads, as ownCloud sends it for every client but IE."""
     encoded = quote(name, safe="")
     return f"attachment; filename*=UTF-8''{encoded}; filename=\"{encoded}\""
 
