@@ -17,6 +17,7 @@ from rich.table import Table
 
 from bridge import config as config_mod
 from bridge.errors import ConfigError, OcbridgeError
+from migrate.cli import migrate_group
 
 if TYPE_CHECKING:
     from fixtures.builder import BuildStats
@@ -269,6 +270,52 @@ def serve_newstack(config_file: Path | None, listen: str | None, data: Path | No
     server.serve(lambda: service.make_app(settings), options, ready)
 
 
+@serve_group.command("legacy")
+@_CONFIG_OPTION
+@click.option("--oc10-config", "config_php", type=click.Path(path_type=Path, exists=True),
+              help="The ownCloud instance's config.php (overrides legacy.config_php).")
+@click.option("--listen", help="HOST:PORT to bind (overrides legacy.listen).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes.")
+@click.option("--threads", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Threads per worker process.")
+@click.option("--read-only", is_flag=True,
+              help="Write nothing to the database or data directory; writes are refused (403). "
+                   "A database account with SELECT rights is then enough.")
+@_friendly_errors
+def serve_legacy(config_file: Path | None, config_php: Path | None, listen: str | None,
+                 workers: int, threads: int, read_only: bool) -> None:
+    """Serve an ownCloud 10 instance in place (database + data directory), as ownCloud 10 would:
+    the legacy server of tests and the demo, or a read-only view for operators."""
+    import dataclasses
+
+    from newstack import server
+    from newstack.legacy import service
+
+    settings = _settings(config_file)
+    changes: dict[str, Any] = {}
+    if config_php is not None:
+        changes["config_php"] = config_php
+    if listen is not None:
+        changes["listen"] = listen
+    if changes:
+        settings = dataclasses.replace(
+            settings, legacy=dataclasses.replace(settings.legacy, **changes))
+        problems = config_mod.validate(settings)
+        if problems:
+            raise ConfigError(problems, "command line")
+    service.legacy_instance(settings).close()  # fail here, before forking, on a bad instance
+    host, port = server.parse_listen(settings.legacy.listen)
+    options = server.ServerOptions(host=host, port=port, workers=workers, threads=threads)
+
+    def ready(url: str) -> None:
+        mode = " read-only" if read_only else ""
+        console.print(f"ownCloud 10 instance {settings.legacy.config_php} served{mode} on "
+                      f"[bold]{url}[/]", highlight=False)
+
+    server.serve(lambda: service.make_app(settings, read_only=read_only), options, ready)
+
+
 @main.group("users")
 def users_group() -> None:
     """Administer the new stack's users."""
@@ -437,3 +484,6 @@ def groups_remove_member(gid: str, uid: str, config_file: Path | None, data: Pat
 
     service.open_store(_settings(config_file, data=data)).remove_member(gid, uid)
     click.echo(f"{uid} is no longer in {gid}")
+
+
+main.add_command(migrate_group)

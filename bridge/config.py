@@ -47,6 +47,11 @@ class LegacySettings:
         "The ownCloud data directory; overrides config.php's datadirectory.", default=None
     )
     table_prefix: str = _doc("Table prefix (config.php dbtableprefix).", default="oc_")
+    listen: str = _doc(
+        "HOST:PORT that `ocbridge serve legacy` binds: the instance served in place by the new "
+        "stack's `oc10` backend (the legacy server of tests and the demo).",
+        default="127.0.0.1:8300",
+    )
 
 
 @dataclass(frozen=True)

@@ -43,11 +43,14 @@ class Request:
         try:
             # WSGI hands the URL-decoded path over as latin-1 code points; the bytes are UTF-8
             path = raw.encode("latin-1").decode("utf-8")
-        except (UnicodeEncodeError, UnicodeDecodeError) as exc:
-            raise BadRequestError("the request path is not valid UTF-8") from exc
+        except UnicodeEncodeError as exc:
+            raise BadRequestError("the request path is not a WSGI byte string") from exc
+        except UnicodeDecodeError:
+            path = _sabre_decoded(raw)
         if "\x00" in path:
             raise BadRequestError("the request path contains a NUL byte")
-        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        qs = environ.get("QUERY_STRING", "")
+        query = parse_qs(qs, keep_blank_values=True) if qs else {}
         return cls(environ, environ.get("REQUEST_METHOD", "GET").upper(), path, query)
 
     def header(self, name: str) -> str | None:
@@ -146,3 +149,15 @@ def closing_iter(chunks: Iterator[bytes]) -> Iterator[bytes]:
         close = getattr(chunks, "close", None)
         if close is not None:
             close()
+
+
+def _sabre_decoded(raw: str) -> str:
+    """sabre/http decodePathSegment: a segment that is not UTF-8 is read as ISO-8859-1 (which
+    `raw`, latin-1 code points, already is), so such a URL finds the name it spells."""
+    segments = []
+    for segment in raw.split("/"):
+        try:
+            segments.append(segment.encode("latin-1").decode("utf-8"))
+        except UnicodeDecodeError:
+            segments.append(segment)
+    return "/".join(segments)

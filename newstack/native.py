@@ -8,7 +8,6 @@ or refused write leaves nothing behind; the metadata follows ownCloud 10's rules
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import threading
 import time
@@ -31,14 +30,11 @@ from newstack.backend import (
     ConflictError,
     FilesBackend,
     ForbiddenError,
-    IncompleteBodyError,
-    InvalidPathError,
     Lock,
     LockedError,
     Node,
     NodeExtras,
     NotFoundError,
-    PreconditionFailedError,
     Quota,
     QuotaExceededError,
     StorageUnavailableError,
@@ -61,27 +57,25 @@ from newstack.metadata.store import (
     UserRecord,
     VersionRecord,
     base_name,
-    is_same_or_below,
     join_path,
     new_blob_id,
     parent_path,
 )
-from newstack.storage.base import CHUNK_SIZE, StorageDriver, StorageError
-
-#: FileInfo::SPACE_UNLIMITED and SPACE_NOT_COMPUTED
-SPACE_UNLIMITED: Final = -3
-SPACE_NOT_COMPUTED: Final = -1
-#: config.php `blacklisted_files` default; compared case-insensitively with the name
-BLACKLISTED_FILES: Final = frozenset({".htaccess"})
-# Common::verifyPath: more than 255 bytes is FileNameTooLong; oc_filecache.name is VARCHAR(250)
-MAX_NAME_BYTES: Final = 255
-MAX_NAME_CHARS: Final = 250
-_CONTROL = re.compile(r"[\x00-\x1f]")
-_PART_MESSAGE: Final = (
-    "Can`t upload files with extension .part because these extensions are reserved for "
-    "internal use."
+from newstack.rules import (
+    CHECKSUM_MESSAGE,
+    body_chunks,
+    check_move,
+    check_name,
+    check_replace,
+    check_target,
+    normalize,
+    quota_of,
+    renamed_mimetype,
+    restore_names,
+    strictly_below,
 )
-_CHECKSUM_MESSAGE: Final = "The computed checksum does not match the one received from the client."
+from newstack.storage.base import StorageDriver, StorageError
+
 _SCOPES: Final = ("exclusive", "shared")
 #: how long a user resolved from Basic credentials is reused without asking the database
 USER_CACHE_TTL: Final = 10.0
@@ -248,14 +242,14 @@ class NativeBackend:
     # -- reading ----------------------------------------------------------------------------------
 
     def stat(self, uid: str, path: str) -> Node:
-        path = _normalize(path)
+        path = normalize(path)
         record = self.store.lookup_node(uid, AREA_FILES, path)
         if record is None:
             raise NotFoundError(f"{path!r} not found in the files of {uid!r}")
         return _node(record)
 
     def children(self, uid: str, path: str) -> list[Node]:
-        path = _normalize(path)
+        path = normalize(path)
         with self.store.read() as conn:
             folder = self._get(conn, uid, path)
             if not folder.is_dir:
@@ -300,7 +294,7 @@ class NativeBackend:
             if record is None:
                 raise NotFoundError(f"no user {uid!r}")
             root = self._get(conn, uid, "")
-        return _quota(root.size, self._quota_bytes(record))
+        return quota_of(root.size, self._quota_bytes(record))
 
     def read(self, uid: str, node: Node, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         # the node's current blob, looked up again: `node` may be older than the content
@@ -332,35 +326,35 @@ class NativeBackend:
         if_match: str | None = None,
         if_none_match: str | None = None,
     ) -> WriteResult:
-        path = _normalize(path)
+        path = normalize(path)
         if path == "":
             raise AlreadyExistsError("the files root is a folder; PUT needs a file name")
         name = base_name(path)
-        _check_name(name)
+        check_name(name)
         now = self._clock()
         with self.store.read() as conn:
             self._folder(conn, uid, parent_path(path))
             existing = self.store.node(conn, uid, AREA_FILES, path)
-            _check_target(existing, path, if_match, if_none_match)
+            check_target(existing, path, if_match, if_none_match)
             free = self._free_space(conn, uid)
         if free is not None and length is not None and length > free:
             raise QuotaExceededError(f"{length} bytes do not fit: {max(free, 0)} bytes free")
 
         blob_id = new_blob_id()
         with _storage_errors(path):
-            info = self.driver.put(blob_id, _body_chunks(body, length, free, path))
+            info = self.driver.put(blob_id, body_chunks(body, length, free, path))
         garbage: list[str] = []
         try:
             computed = (
                 info.checksums.oc10() if info.checksums is not None else self._checksum(blob_id)
             )
             if checksum and checksum.strip() and checksum.strip() not in computed:
-                raise ChecksumMismatchError(_CHECKSUM_MESSAGE)
+                raise ChecksumMismatchError(CHECKSUM_MESSAGE)
             new_mtime = int(mtime) if mtime is not None else int(now)
             with self.store.write(uid) as conn:
                 parent = self._folder(conn, uid, parent_path(path))
                 existing = self.store.node(conn, uid, AREA_FILES, path)
-                _check_target(existing, path, if_match, if_none_match)
+                check_target(existing, path, if_match, if_none_match)
                 free = self._free_space(conn, uid)
                 if free is not None and info.size > free:
                     raise QuotaExceededError(f"{info.size} bytes do not fit: {free} bytes free")
@@ -425,11 +419,11 @@ class NativeBackend:
         return [replaced] if replaced else []
 
     def mkdir(self, uid: str, path: str) -> Node:
-        path = _normalize(path)
+        path = normalize(path)
         if path == "":
             raise AlreadyExistsError("the files root exists")
         name = base_name(path)
-        _check_name(name)
+        check_name(name)
         now = self._clock()
         with self.store.write(uid) as conn:
             parent = self._folder(conn, uid, parent_path(path))
@@ -460,7 +454,7 @@ class NativeBackend:
         return _node(folder)
 
     def delete(self, uid: str, path: str) -> None:
-        path = _normalize(path)
+        path = normalize(path)
         if path == "":
             raise ForbiddenError("the files root cannot be deleted")
         now = self._clock()
@@ -503,10 +497,10 @@ class NativeBackend:
         changes.add(AREA_TRASH, trash_path, size)
 
     def move(self, uid: str, src: str, dst: str, *, overwrite: bool) -> WriteResult:
-        src, dst = _normalize(src), _normalize(dst)
-        _check_move(src, dst, "move")
+        src, dst = normalize(src), normalize(dst)
+        check_move(src, dst, "move")
         name = base_name(dst)
-        _check_name(name)
+        check_name(name)
         now = self._clock()
         with self.store.write(uid) as conn:
             node = self._get(conn, uid, src)
@@ -516,7 +510,7 @@ class NativeBackend:
             if target is not None:
                 if not overwrite:
                     raise AlreadyExistsError(f"{dst!r} exists")
-                _check_replace(src, dst)
+                check_replace(src, dst)
                 self._trash_node(conn, target, now, changes)
             self.store.delete_locks_below(conn, uid, src)
             moved = self.store.move_subtree(
@@ -526,7 +520,7 @@ class NativeBackend:
                 path=dst,
                 parent=parent.fileid,
                 name=name,
-                mimetype=_renamed_mimetype(node, node.name, name),
+                mimetype=renamed_mimetype(node.is_dir, node.name, name),
             )
             size = max(node.size, 0)
             changes.add(AREA_FILES, src, -size)
@@ -537,10 +531,10 @@ class NativeBackend:
         return WriteResult(node=_node(moved), created=target is None)
 
     def copy(self, uid: str, src: str, dst: str, *, overwrite: bool) -> WriteResult:
-        src, dst = _normalize(src), _normalize(dst)
-        _check_move(src, dst, "copy")
+        src, dst = normalize(src), normalize(dst)
+        check_move(src, dst, "copy")
         name = base_name(dst)
-        _check_name(name)
+        check_name(name)
         now = self._clock()
         with self.store.read() as conn:
             top = self._get(conn, uid, src)
@@ -578,7 +572,7 @@ class NativeBackend:
                 if target is not None:
                     if not overwrite:
                         raise AlreadyExistsError(f"{dst!r} exists")
-                    _check_replace(src, dst)
+                    check_replace(src, dst)
                     self._trash_node(conn, target, now, changes)
                 etag = self.store.uniqid.next(now)
                 rows = []
@@ -597,7 +591,7 @@ class NativeBackend:
                             # a copy is new content on disk for oC10: new mtime and etag
                             mtime=int(now),
                             etag=etag if n.is_dir else _file_etag(int(now), fileid, n.size),
-                            mimetype=(_renamed_mimetype(n, n.name, name) if is_top else None)
+                            mimetype=(renamed_mimetype(n.is_dir, n.name, name) if is_top else None)
                             or n.mimetype,
                             blob_id=new_blobs[n.blob_id] if n.blob_id else None,
                         )
@@ -621,7 +615,7 @@ class NativeBackend:
         return WriteResult(node=_node(result), created=target is None)
 
     def set_mtime(self, uid: str, path: str, mtime: int) -> Node:
-        path = _normalize(path)
+        path = normalize(path)
         now = self._clock()
         with self.store.write(uid) as conn:
             node = self._get(conn, uid, path)
@@ -638,27 +632,27 @@ class NativeBackend:
     def set_etag(self, uid: str, path: str, etag: str) -> Node:
         """PROPPATCH {DAV:}getetag: overwrite the stored etag, nothing else (no propagation,
         as Node::setEtag only updates the cache row)."""
-        path = _normalize(path)
+        path = normalize(path)
         with self.store.write(uid) as conn:
             node = self._get(conn, uid, path)
             self.store.update_node(conn, node.fileid, etag=etag.strip('"')[:40])
         return _node(replace(node, etag=etag.strip('"')[:40]))
 
     def set_favorite(self, uid: str, path: str, favorite: bool) -> None:
-        path = _normalize(path)
+        path = normalize(path)
         with self.store.write(uid) as conn:
             node = self._get(conn, uid, path)
             self.store.set_favorite(conn, uid, node.fileid, favorite)
 
     def set_tags(self, uid: str, path: str, tags: Iterable[str]) -> None:
         """Replace the user's personal tags of a node (PROPPATCH oc:tags)."""
-        path = _normalize(path)
+        path = normalize(path)
         with self.store.write(uid) as conn:
             node = self._get(conn, uid, path)
             self.store.set_tags(conn, uid, node.fileid, tags)
 
     def set_dead_props(self, uid: str, path: str, props: dict[str, str | None]) -> None:
-        path = _normalize(path)
+        path = normalize(path)
         with self.store.write(uid) as conn:
             node = self._get(conn, uid, path)
             self.store.set_dead_props(conn, node.fileid, props)
@@ -721,10 +715,10 @@ class NativeBackend:
             )
             record = self.store.trash_record(conn, top.fileid) if top is not None else None
             if dst is not None:
-                path = _normalize(dst)
+                path = normalize(dst)
                 if path == "":
                     raise AlreadyExistsError("the files root exists")
-                _check_name(base_name(path))
+                check_name(base_name(path))
                 parent = self._folder(conn, uid, parent_path(path))
                 if self.store.node(conn, uid, AREA_FILES, path) is not None:
                     raise AlreadyExistsError(f"{path!r} exists")
@@ -744,7 +738,7 @@ class NativeBackend:
                 path=path,
                 parent=parent.fileid,
                 name=name,
-                mimetype=_renamed_mimetype(node, _name_before_trash(node, record), name),
+                mimetype=renamed_mimetype(node.is_dir, _name_before_trash(node, record), name),
             )
             if node is top:
                 self.store.delete_trash_record(conn, node.fileid)
@@ -758,16 +752,11 @@ class NativeBackend:
         return _node(restored)
 
     def _free_restore_name(self, conn: Connection, uid: str, folder: str, name: str) -> str:
-        """Trashbin::getUniqueFilename."""
-        if self.store.node(conn, uid, AREA_FILES, join_path(folder, name)) is None:
-            return name
-        stem, ext = _split_extension(name)
-        candidate = f"{stem} (restored){ext}"
-        counter = 2
-        while self.store.node(conn, uid, AREA_FILES, join_path(folder, candidate)) is not None:
-            candidate = f"{stem} (restored {counter}){ext}"
-            counter += 1
-        return candidate
+        return next(
+            candidate
+            for candidate in restore_names(name)
+            if self.store.node(conn, uid, AREA_FILES, join_path(folder, candidate)) is None
+        )
 
     def purge(self, uid: str, fileid: int | None = None) -> None:
         now = self._clock()
@@ -859,15 +848,15 @@ class NativeBackend:
     ) -> list[Lock]:
         """Live locks on `path`; with_parents adds depth-infinity locks on its ancestors,
         with_children adds locks anywhere below it."""
-        path = _normalize(path)
+        path = normalize(path)
         with self.store.read() as conn:
             records = self.store.locks(conn, uid, self._clock())
         return [
             _lock(r)
             for r in records
             if r.path == path
-            or (with_parents and r.depth != 0 and _strictly_below(path, r.path))
-            or (with_children and _strictly_below(r.path, path))
+            or (with_parents and r.depth != 0 and strictly_below(path, r.path))
+            or (with_children and strictly_below(r.path, path))
         ]
 
     def lock(self, uid: str, lock: Lock) -> Lock:
@@ -876,7 +865,7 @@ class NativeBackend:
         ancestor locked with depth infinity or, for a depth-infinity lock, below the path."""
         if lock.scope not in _SCOPES:
             raise ValueError(f"lock scope must be one of {_SCOPES}, not {lock.scope!r}")
-        path = _normalize(lock.path)
+        path = normalize(lock.path)
         now = self._clock()
         created = lock.created_at or int(now)
         with self.store.write(uid) as conn:
@@ -884,8 +873,8 @@ class NativeBackend:
             for other in self.store.locks(conn, uid, now):
                 covers = (
                     other.path == path
-                    or (other.depth != 0 and _strictly_below(path, other.path))
-                    or (lock.depth != 0 and _strictly_below(other.path, path))
+                    or (other.depth != 0 and strictly_below(path, other.path))
+                    or (lock.depth != 0 and strictly_below(other.path, path))
                 )
                 if covers and "exclusive" in (lock.scope, other.scope):
                     raise LockedError(f"{path!r} is locked ({other.scope}, {other.path!r})")
@@ -912,13 +901,13 @@ class NativeBackend:
         return _lock(replace(record, timeout=timeout, created_at=now))
 
     def unlock(self, uid: str, path: str, token: str) -> None:
-        path = _normalize(path)
+        path = normalize(path)
         with self.store.write(uid) as conn:
             record = self.store.lock_by_token(conn, token)
             if record is None or record.uid != uid:
                 raise NotFoundError(f"no lock {token!r}")
             if not (
-                record.path == path or (record.depth != 0 and _strictly_below(path, record.path))
+                record.path == path or (record.depth != 0 and strictly_below(path, record.path))
             ):
                 raise ConflictError(f"lock {token!r} does not cover {path!r}")
             self.store.delete_lock(conn, token)
@@ -983,9 +972,6 @@ class NativeBackend:
 # Pure helpers
 
 
-def _normalize(path: str) -> str:
-    return path.strip("/")
-
 
 def _in_files(node: NodeRecord | None, uid: str, fileid: int) -> NodeRecord:
     """`node` (looked up by `fileid`) if it is in `uid`'s files, else NotFoundError."""
@@ -994,55 +980,9 @@ def _in_files(node: NodeRecord | None, uid: str, fileid: int) -> NodeRecord:
     return node
 
 
-def _check_name(name: str) -> None:
-    """Common::verifyPath and the blacklist, as oC10 applies them to a new name."""
-    if name in ("", ".", ".."):
-        raise InvalidPathError(f"{name!r} is not a valid file name")
-    if "/" in name or "\\" in name or _CONTROL.search(name):
-        raise InvalidPathError(f"file name {name!r} contains an invalid character")
-    if name.strip() == "*":
-        raise InvalidPathError("'*' is a reserved file name")
-    if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES or len(name) > MAX_NAME_CHARS:
-        raise InvalidPathError(f"file name is too long: {name[:40]!r}…")
-    if name.endswith(".part"):
-        raise InvalidPathError(_PART_MESSAGE)
-    if name.lower() in BLACKLISTED_FILES:
-        raise ForbiddenError(f"file name {name!r} is blacklisted")
 
 
-def _check_move(src: str, dst: str, verb: str) -> None:
-    if src == "":
-        raise ForbiddenError(f"cannot {verb} the files root")
-    if dst == "":
-        raise ForbiddenError(f"cannot {verb} onto the files root")
-    if src == dst:
-        raise ForbiddenError("Source and destination uri are identical.")
-    if dst.startswith(src + "/"):
-        raise ForbiddenError(f"cannot {verb} {src!r} into itself ({dst!r})")
 
-
-def _check_replace(src: str, dst: str) -> None:
-    if src.startswith(dst + "/"):
-        raise ForbiddenError(f"cannot replace {dst!r} by something inside it ({src!r})")
-
-
-def _etags(header: str) -> list[str]:
-    return [tag.strip().removeprefix("W/").strip('"') for tag in header.split(",") if tag.strip()]
-
-
-def _check_target(
-    existing: NodeRecord | None, path: str, if_match: str | None, if_none_match: str | None
-) -> None:
-    if existing is not None and existing.is_dir:
-        raise AlreadyExistsError(f"{path!r} is a folder")
-    if if_match is not None:
-        tags = _etags(if_match)
-        if existing is None or ("*" not in tags and existing.etag not in tags):
-            raise PreconditionFailedError(f"If-Match does not hold for {path!r}")
-    if if_none_match is not None and existing is not None:
-        tags = _etags(if_none_match)
-        if "*" in tags or existing.etag in tags:
-            raise PreconditionFailedError(f"If-None-Match does not hold for {path!r}")
 
 
 def _file_etag(mtime: int, fileid: int, size: int) -> str:
@@ -1051,22 +991,6 @@ def _file_etag(mtime: int, fileid: int, size: int) -> str:
     return hashlib.md5(f"{mtime}{fileid}{secrets.token_hex(8)}{size}".encode()).hexdigest()
 
 
-def _renamed_mimetype(node: NodeRecord, old_name: str, new_name: str) -> str | None:
-    """The mimetype after a rename, or None to keep it: oC10 (Updater::renameFromStorage)
-    re-detects it only when the extension changes."""
-    if node.is_dir or _split_extension(old_name)[1] == _split_extension(new_name)[1]:
-        return None
-    return mimetype_for(new_name)
-
-
-def _split_extension(name: str) -> tuple[str, str]:
-    """PHP pathinfo() FILENAME and '.'+EXTENSION (empty when there is none)."""
-    dot = name.rfind(".")
-    if dot < 0:
-        return name, ""
-    if dot == len(name) - 1:
-        return name[:dot], ""
-    return name[:dot], name[dot:]
 
 
 def _original_place(node: NodeRecord, top_path: str, record: TrashRecord | None) -> tuple[str, str]:
@@ -1089,16 +1013,6 @@ def _name_before_trash(node: NodeRecord, record: TrashRecord | None) -> str:
     return record.original_name if record is not None else node.name.rsplit(".d", 1)[0]
 
 
-def _strictly_below(path: str, top: str) -> bool:
-    return path != top and is_same_or_below(path, top)
-
-
-def _quota(used: int, limit: int | None) -> Quota:
-    if used < 0:
-        return Quota(used=0, available=SPACE_NOT_COMPUTED)
-    if limit is None:
-        return Quota(used=used, available=SPACE_UNLIMITED)
-    return Quota(used=used, available=max(limit - used, 0))
 
 
 def _node(record: NodeRecord) -> Node:
@@ -1187,26 +1101,6 @@ def _lock(record: LockRecord) -> Lock:
         created_at=record.created_at,
     )
 
-
-def _body_chunks(
-    body: BinaryIO, length: int | None, limit: int | None, path: str
-) -> Iterator[bytes]:
-    """The request body as the driver reads it: at most `length` bytes, an IncompleteBodyError
-    when it ends early, a QuotaExceededError as soon as it passes `limit`."""
-    count = 0
-    while True:
-        size = CHUNK_SIZE if length is None else min(CHUNK_SIZE, length - count)
-        if size <= 0:
-            return
-        chunk = body.read(size)
-        if not chunk:
-            if length is not None and count < length:
-                raise IncompleteBodyError(f"expected filesize {length} got {count}")
-            return
-        count += len(chunk)
-        if limit is not None and count > limit:
-            raise QuotaExceededError(f"upload to {path!r} exceeds the quota: {limit} bytes free")
-        yield bytes(chunk)
 
 
 @contextmanager

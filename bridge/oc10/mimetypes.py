@@ -223,14 +223,22 @@ def _is_shared_object(file_name: str) -> bool:
     return rest == "" or rest.startswith(".")
 
 
+_VERSION_OR_PART: Final = re.compile(r"((\.v\d+)|((\.ocTransferId\d+)?\.part))$")
+
+
 def mimetype_for(name: str) -> str:
     """The mimetype oC10 stores for a file called `name` (a bare name or a path).
 
-    Only the text after the last dot counts, so `x.tar.gz` is `application/x-gzip`: the table's
+    Detection::detectPath: a version's `.v<digits>` and a part file's `.ocTransferId<n>.part`
+    suffix are dropped, then only the text after the last dot counts, so `x.tar.gz` is `application/x-gzip`: the table's
     `tar.gz`/`tar.bz2` keys are never reached by detectPath. Leading dots are dropped first, so
     `.bashrc` has no extension.
     """
     file_name = name.rstrip("/").rpartition("/")[2].lstrip(".")
+    if "." in file_name:
+        # a version (`a.jpg.v1508946057`) or an upload part (`a.jpg.ocTransferId42.part`) has
+        # the type of the file it stands for
+        file_name = _VERSION_OR_PART.sub("", file_name)
     if _is_shared_object(file_name):
         extension = "so"
     else:

@@ -1,31 +1,25 @@
 """Chunked uploads as ownCloud 10 takes them: chunking NG (/remote.php/dav/uploads/) and v1
-(`OC-Chunked` on remote.php/webdav), REFERENCE §6.6-§6.7. Chunks live in UploadStore; the
-assembled file is streamed through FilesBackend.write. newstack/app.py routes here."""
+(`OC-Chunked` on remote.php/webdav), REFERENCE §6.6-§6.7. Chunks live in the backend's
+UploadStaging (newstack/uploads/); the assembled file is streamed through FilesBackend.write.
+newstack/app.py routes here."""
 
 from __future__ import annotations
 
 import io
 import logging
 import re
-import secrets
-import time
-from collections.abc import Buffer, Callable, Iterable, Iterator, Sequence
+from collections.abc import Buffer, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cmp_to_key
 from hashlib import md5
 from typing import BinaryIO, Final
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import Connection
-
 from bridge.oc10.formats import oc_id
 from bridge.oc10.mimetypes import DIR_MIMETYPE, mimetype_for
 from newstack.backend import (
     AlreadyExistsError,
-    ConflictError,
     FilesBackend,
-    IncompleteBodyError,
-    InvalidPathError,
     Node,
     NotFoundError,
     StorageUnavailableError,
@@ -38,21 +32,14 @@ from newstack.dav.errors import DavError, SabreError
 from newstack.dav.methods import MethodNotAllowedError, Target
 from newstack.dav.props import http_date, node_response, select_props
 from newstack.http import BadRequestError, Headers, Request, Response
-from newstack.metadata.store import (
-    FILE_PERMISSIONS,
-    FOLDER_PERMISSIONS,
-    Changes,
-    MetadataStore,
-    NodeRecord,
-    new_blob_id,
-)
+from newstack.metadata.store import FILE_PERMISSIONS, FOLDER_PERMISSIONS
 from newstack.native import NativeBackend
-from newstack.storage.base import CHUNK_SIZE, StorageDriver, StorageError
+from newstack.storage.base import CHUNK_SIZE
+from newstack.uploads.base import CorruptChunkError, UploadEntry, UploadStaging, check_name
+from newstack.uploads.metadata import AREA_UPLOADS, MetadataUploads
 
 log = logging.getLogger("ocbridge.newstack.chunking")
 
-#: the nodes area holding upload folders and chunks (besides 'files' and 'trash')
-AREA_UPLOADS: Final = "uploads"
 #: the virtual file inside an upload folder that stands for the assembled chunks
 FUTURE_FILE: Final = ".file"
 DAV_BASE: Final = "/remote.php/dav/"
@@ -64,8 +51,6 @@ _IF_LIST: Final = re.compile(
     r"(?:<(?P<uri>.*?)>\s)?\((?P<not>Not\s)?(?:<(?P<token>[^>]*)>)?(?:\s?)"
     r"(?:\[(?P<etag>[^\]]*)\])?\)", re.IGNORECASE)
 _PHP_NUMBER: Final = re.compile(r"[ \t\n\r\v\f]*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_BAD_NAME: Final = re.compile(r"[\x00-\x1f\\/]")
-_MAX_NAME_CHARS: Final = 250
 _PHP_INT_MAX: Final = 2**63 - 1
 
 _SABRE: Final = "Sabre\\DAV\\Exception\\"
@@ -164,224 +149,51 @@ def strnatcmp(first: str, second: str) -> int:
             return 1
 
 
-def natural_order(records: Iterable[NodeRecord]) -> list[NodeRecord]:
+def natural_order(chunks: Iterable[UploadEntry]) -> list[UploadEntry]:
     """Chunks in AssemblyStream's order: usort by strnatcmp of the names (stable, so equal
     names such as '1' and '01' keep the listing's byte order)."""
-    def compare(x: NodeRecord, y: NodeRecord) -> int:
+    def compare(x: UploadEntry, y: UploadEntry) -> int:
         return strnatcmp(x.name, y.name)
 
-    return sorted(records, key=cmp_to_key(compare))
+    return sorted(chunks, key=cmp_to_key(compare))
 
 
 # =============================================================================================
 # Where chunks live
 
 
-class UploadStore:
-    """Upload folders and chunks of all users: `uploads` nodes in the metadata store plus
-    blobs in the storage driver. Thread-safe and stateless, like the backend it comes from.
-
-    oC10 keeps chunks in oc_filecache too (a separate uploads storage), so chunks have
-    fileids; and every process sharing the metadata service and the driver sees every chunk,
-    whichever process received it. cleanup() removes what clients left behind.
-
-    Paths in the area: '' is a user's uploads root, `<folder>` an upload folder (the NG
-    transfer id, or `.chunking-v1-…` for v1), `<folder>/<chunk>` a chunk.
-    """
-
-    def __init__(self, store: MetadataStore, driver: StorageDriver,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.store = store
-        self.driver = driver
-        self._clock = clock
-
-    @classmethod
-    def of(cls, backend: FilesBackend) -> UploadStore:
-        if isinstance(backend, NativeBackend):
-            return cls(backend.store, backend.driver)
-        raise StorageUnavailableError(
-            f"chunked uploads need the native backend, not {type(backend).__name__}")
-
-    # -- reading --------------------------------------------------------------------------------
-
-    def root(self, uid: str) -> NodeRecord | None:
-        with self.store.read() as conn:
-            return self.store.node(conn, uid, AREA_UPLOADS, "")
-
-    def folder(self, uid: str, name: str) -> NodeRecord | None:
-        with self.store.read() as conn:
-            node = self.store.node(conn, uid, AREA_UPLOADS, name)
-        return node if node is not None and node.is_dir else None
-
-    def chunk(self, uid: str, folder: str, name: str) -> NodeRecord | None:
-        with self.store.read() as conn:
-            return self.store.node(conn, uid, AREA_UPLOADS, f"{folder}/{name}")
-
-    def children(self, node: NodeRecord) -> list[NodeRecord]:
-        """Upload folders of a root, or chunks of a folder, by name in byte order."""
-        with self.store.read() as conn:
-            return self.store.children(conn, node.fileid)
-
-    # -- writing --------------------------------------------------------------------------------
-
-    def create_folder(self, uid: str, name: str) -> NodeRecord:
-        """MKCOL of an upload folder; AlreadyExistsError if there is one of that name."""
-        now = self._clock()
-        with self.store.write(uid) as conn:
-            if self.store.node(conn, uid, AREA_UPLOADS, name) is not None:
-                raise AlreadyExistsError(f"upload folder {name!r} exists")
-            return self._insert_folder(conn, uid, name, now)
-
-    def put_chunk(self, uid: str, folder: str, name: str, body: BinaryIO, length: int | None,
-                  *, create_folder: bool = False) -> tuple[NodeRecord, bool]:
-        """Store one chunk from a request body; (its node, True if new). Without
-        create_folder a missing upload folder is a ConflictError (nothing is stored)."""
-        blob_id = new_blob_id()
-        try:
-            info = self.driver.put(blob_id, _request_body(body, length))
-        except StorageError as exc:
-            raise StorageUnavailableError(f"cannot store chunk {folder}/{name}: {exc}") from exc
-        now = self._clock()
-        garbage: list[str] = []
-        try:
-            with self.store.write(uid) as conn:
-                parent = self.store.node(conn, uid, AREA_UPLOADS, folder)
-                if parent is None or not parent.is_dir:
-                    if not create_folder or parent is not None:
-                        raise ConflictError(
-                            "Files cannot be created in non-existent collections")
-                    parent = self._insert_folder(conn, uid, folder, now)
-                path = f"{folder}/{name}"
-                existing = self.store.node(conn, uid, AREA_UPLOADS, path)
-                etag = secrets.token_hex(16)
-                checksum = info.checksums.oc10() if info.checksums else ""
-                changes = Changes()
-                if existing is None:
-                    fileid = self.store.allocate_fileids(1, conn)[0]
-                    self.store.insert_node(conn, NodeRecord(
-                        fileid=fileid, owner=uid, area=AREA_UPLOADS, path=path,
-                        parent=parent.fileid, name=name, is_dir=False, size=info.size,
-                        mtime=int(now), etag=etag, checksum=checksum,
-                        mimetype=mimetype_for(name), permissions=FILE_PERMISSIONS,
-                        blob_id=blob_id))
-                    changes.add(AREA_UPLOADS, path, info.size)
-                else:
-                    fileid = existing.fileid
-                    self.store.update_node(conn, fileid, size=info.size, mtime=int(now),
-                                           etag=etag, checksum=checksum, blob_id=blob_id)
-                    if existing.blob_id:
-                        garbage.append(existing.blob_id)
-                    changes.add(AREA_UPLOADS, path, info.size - max(existing.size, 0))
-                self.store.propagate(conn, uid, changes, etag=self.store.uniqid.next(now),
-                                     mtime=int(now))
-                stored = self.store.node_by_id(conn, fileid)
-        except BaseException:
-            self.delete_blobs([blob_id])
-            raise
-        self.delete_blobs(garbage)
-        assert stored is not None
-        return stored, existing is None
-
-    def delete(self, node: NodeRecord) -> None:
-        """Remove an upload folder (with its chunks) or one chunk, blobs included."""
-        now = self._clock()
-        with self.store.write(node.owner) as conn:
-            current = self.store.node_by_id(conn, node.fileid)
-            if current is None:
-                return
-            blobs = self.store.delete_subtree(conn, current)
-            changes = Changes()
-            changes.add(AREA_UPLOADS, current.path, -max(current.size, 0))
-            self.store.propagate(conn, node.owner, changes,
-                                 etag=self.store.uniqid.next(now), mtime=int(now))
-        self.delete_blobs(blobs)
-
-    def claim(self, uid: str, folder: str, names: Sequence[str]) -> list[NodeRecord] | None:
-        """If the folder holds a chunk for every name, take them: the folder's rows go in one
-        transaction (so only one request assembles) and the chunks come back in `names` order;
-        the caller deletes their blobs when done. None while chunks are missing."""
-        now = self._clock()
-        with self.store.write(uid) as conn:
-            node = self.store.node(conn, uid, AREA_UPLOADS, folder)
-            if node is None:
-                return None
-            present = {c.name: c for c in self.store.children(conn, node.fileid)}
-            if any(name not in present for name in names):
-                return None
-            self.store.delete_subtree(conn, node)
-            changes = Changes()
-            changes.add(AREA_UPLOADS, folder, -max(node.size, 0))
-            self.store.propagate(conn, uid, changes, etag=self.store.uniqid.next(now),
-                                 mtime=int(now))
-        claimed = [present[name] for name in names]
-        taken = {c.blob_id for c in claimed}
-        self.delete_blobs(c.blob_id for c in present.values()
-                          if c.blob_id and c.blob_id not in taken)
-        return claimed
-
-    def delete_blobs(self, blob_ids: Iterable[str | None]) -> None:
-        # after the commit: a blob that cannot go now is an orphan, never a broken chunk
-        for blob_id in blob_ids:
-            if not blob_id:
-                continue
-            try:
-                self.driver.delete(blob_id, missing_ok=True)
-            except StorageError:
-                log.warning("could not delete chunk blob %s", blob_id, exc_info=True)
-
-    def reader(self, chunks: Sequence[NodeRecord]) -> BinaryIO:
-        """The chunks' bytes one after the other as a file object, read CHUNK_SIZE at a time
-        from the driver: the assembled file is never in memory."""
-        return io.BufferedReader(_AssemblyStream(self.driver, chunks), buffer_size=CHUNK_SIZE)
-
-    def cleanup(self, older_than_seconds: float, *, now: float | None = None) -> int:
-        """Remove upload folders (NG and v1) untouched for `older_than_seconds` (a chunk PUT
-        touches its folder); returns how many went. oC10: `occ dav:cleanup-chunks`."""
-        cutoff = (self._clock() if now is None else now) - older_than_seconds
-        removed = 0
-        for user in self.store.list_users():
-            root = self.root(user.uid)
-            if root is None:
-                continue
-            for folder in self.children(root):
-                if folder.mtime < cutoff:
-                    self.delete(folder)
-                    removed += 1
-        return removed
-
-    # -- helpers --------------------------------------------------------------------------------
-
-    def _insert_folder(self, conn: Connection, uid: str, name: str, now: float) -> NodeRecord:
-        root = self.store.node(conn, uid, AREA_UPLOADS, "")
-        if root is None:
-            root = self.store.make_root(conn, uid, AREA_UPLOADS, now)
-        etag = self.store.uniqid.next(now)
-        folder = NodeRecord(
-            fileid=self.store.allocate_fileids(1, conn)[0], owner=uid, area=AREA_UPLOADS,
-            path=name, parent=root.fileid, name=name, is_dir=True, size=0, mtime=int(now),
-            etag=etag, checksum="", mimetype=DIR_MIMETYPE, permissions=FOLDER_PERMISSIONS,
-            blob_id=None)
-        self.store.insert_node(conn, folder)
-        changes = Changes()
-        changes.add(AREA_UPLOADS, name)
-        self.store.propagate(conn, uid, changes, etag=etag, mtime=int(now))
-        return folder
+def staging_of(backend: FilesBackend) -> UploadStaging:
+    """The backend's `uploads` attribute; the native backend's metadata store and driver when
+    it has none."""
+    staging: UploadStaging | None = getattr(backend, "uploads", None)
+    if staging is not None:
+        return staging
+    if isinstance(backend, NativeBackend):
+        return MetadataUploads(backend.store, backend.driver)
+    raise StorageUnavailableError(
+        f"chunked uploads are not available on the {type(backend).__name__} backend")
 
 
 def cleanup_uploads(backend: FilesBackend, older_than_seconds: float, *,
                     now: float | None = None) -> int:
     """Remove stale chunked uploads of every user; returns the number of upload folders."""
-    return UploadStore.of(backend).cleanup(older_than_seconds, now=now)
+    return staging_of(backend).cleanup(older_than_seconds, now=now)
+
+
+def assembly_reader(uploads: UploadStaging, chunks: Sequence[UploadEntry]) -> BinaryIO:
+    """The chunks' bytes one after the other as a file object, read CHUNK_SIZE at a time:
+    the assembled file is never in memory."""
+    return io.BufferedReader(_AssemblyStream(uploads, chunks), buffer_size=CHUNK_SIZE)
 
 
 class _AssemblyStream(io.RawIOBase):
-    """Raw reads over several driver blobs in a row; each must have its recorded size."""
+    """Raw reads over several chunks in a row; each must have its recorded size."""
 
-    def __init__(self, driver: StorageDriver, chunks: Sequence[NodeRecord]) -> None:
+    def __init__(self, uploads: UploadStaging, chunks: Sequence[UploadEntry]) -> None:
         super().__init__()
-        self._driver = driver
+        self._uploads = uploads
         self._chunks = iter(chunks)
-        self._chunk: NodeRecord | None = None
+        self._chunk: UploadEntry | None = None
         self._pieces: Iterator[bytes] | None = None
         self._seen = 0
         self._left = memoryview(b"")
@@ -413,28 +225,23 @@ class _AssemblyStream(io.RawIOBase):
                 piece = next(self._pieces)
             except StopIteration:
                 if self._seen != self._chunk.size:
-                    log.error("chunk %s has %d bytes, expected %d", self._chunk.path,
-                              self._seen, self._chunk.size)
+                    log.error("chunk %s of %s has %d bytes, expected %d", self._chunk.path,
+                              self._chunk.owner, self._seen, self._chunk.size)
                     raise dav_errors.BadRequest(CORRUPT_CHUNK) from None
                 self._pieces = None
                 continue
-            except StorageError as exc:
-                raise self._unavailable(exc) from exc
+            except CorruptChunkError as exc:
+                raise dav_errors.BadRequest(CORRUPT_CHUNK) from exc
             self._seen += len(piece)
             if piece:
                 return piece
 
-    def _open(self, chunk: NodeRecord) -> Iterator[bytes]:
-        if not chunk.blob_id:
-            raise dav_errors.BadRequest(CORRUPT_CHUNK)
+    def _open(self, chunk: UploadEntry) -> Iterator[bytes]:
         try:
-            return self._driver.open(chunk.blob_id)
-        except StorageError as exc:
-            raise self._unavailable(exc) from exc
-
-    def _unavailable(self, exc: StorageError) -> StorageUnavailableError:
-        where = self._chunk.path if self._chunk is not None else "?"
-        return StorageUnavailableError(f"cannot read chunk {where}: {exc}")
+            return self._uploads.open_chunk(chunk)
+        except CorruptChunkError as exc:
+            log.error("chunk %s of %s: %s", chunk.path, chunk.owner, exc)
+            raise dav_errors.BadRequest(CORRUPT_CHUNK) from exc
 
     def close(self) -> None:
         pieces, self._pieces = self._pieces, None
@@ -442,20 +249,6 @@ class _AssemblyStream(io.RawIOBase):
         if close is not None:
             close()
         super().close()
-
-
-def _request_body(body: BinaryIO, length: int | None) -> Iterator[bytes]:
-    """At most `length` bytes of a request body; IncompleteBodyError when fewer arrive."""
-    received = 0
-    while length is None or received < length:
-        want = CHUNK_SIZE if length is None else min(CHUNK_SIZE, length - received)
-        data = body.read(want)
-        if not data:
-            break
-        received += len(data)
-        yield bytes(data)
-    if length is not None and received < length:
-        raise IncompleteBodyError(f"expected filesize {length} got {received}")
 
 
 # =============================================================================================
@@ -481,7 +274,7 @@ def uploads_tree(req: Request, user: User, rest: str, backend: FilesBackend) -> 
     if is_v1_chunk(req) and req.method == "PUT":
         raise DavError(V1_NOT_HERE)
     url = _parse_upload_url(rest, user)
-    uploads = UploadStore.of(backend)
+    uploads = staging_of(backend)
     match req.method:
         case "MKCOL":
             return _mkcol(req, url, user, uploads)
@@ -519,12 +312,7 @@ def _chunk_not_found(folder: str, name: str) -> DavError:
     return DavError(dav_errors.NOT_FOUND, f"File with name /{folder}/{name} could not be located")
 
 
-def _check_name(name: str) -> None:
-    if _BAD_NAME.search(name) or len(name) > _MAX_NAME_CHARS:
-        raise InvalidPathError(f"{name[:40]!r} is not a valid name for an upload or a chunk")
-
-
-def _mkcol(req: Request, url: _UploadUrl, user: User, uploads: UploadStore) -> Response:
+def _mkcol(req: Request, url: _UploadUrl, user: User, uploads: UploadStaging) -> Response:
     if req.read_body():
         return Response.of(415)
     if not url.folder:
@@ -536,7 +324,7 @@ def _mkcol(req: Request, url: _UploadUrl, user: User, uploads: UploadStore) -> R
             raise DavError(dav_errors.MKCOL_EXISTS)
         raise DavError(dav_errors.FORBIDDEN,
                        f"Permission denied to create file (filename {url.chunk})")
-    _check_name(url.folder)
+    check_name(url.folder)
     try:
         uploads.create_folder(user.uid, url.folder)
     except AlreadyExistsError as exc:
@@ -545,7 +333,7 @@ def _mkcol(req: Request, url: _UploadUrl, user: User, uploads: UploadStore) -> R
     return Response.of(201)
 
 
-def _put_chunk(req: Request, url: _UploadUrl, user: User, uploads: UploadStore,
+def _put_chunk(req: Request, url: _UploadUrl, user: User, uploads: UploadStaging,
                backend: FilesBackend) -> Response:
     if not url.chunk:
         if url.folder and uploads.folder(user.uid, url.folder) is None:
@@ -554,7 +342,7 @@ def _put_chunk(req: Request, url: _UploadUrl, user: User, uploads: UploadStore,
         raise DavError(dav_errors.CONFLICT, "PUT is not allowed on non-files.")
     if url.chunk == FUTURE_FILE:
         raise DavError(dav_errors.FORBIDDEN, "Permission denied to put into this file")
-    _check_name(url.chunk)
+    check_name(url.chunk)
     if uploads.folder(user.uid, url.folder) is None:
         raise DavError(dav_errors.CONFLICT, "Files cannot be created in non-existent collections")
     node, created = uploads.put_chunk(user.uid, url.folder, url.chunk, req.body_stream,
@@ -566,7 +354,7 @@ def _put_chunk(req: Request, url: _UploadUrl, user: User, uploads: UploadStore,
     return Response.of(204, headers=methods.node_headers(backend, _as_node(node)))
 
 
-def _delete(url: _UploadUrl, user: User, uploads: UploadStore) -> Response:
+def _delete(url: _UploadUrl, user: User, uploads: UploadStaging) -> Response:
     if not url.folder:
         raise DavError(dav_errors.FORBIDDEN, "Permission denied to delete the uploads folder")
     folder = uploads.folder(user.uid, url.folder)
@@ -587,7 +375,7 @@ def _delete(url: _UploadUrl, user: User, uploads: UploadStore) -> Response:
 _D: Final = "{DAV:}"
 
 
-def _propfind(req: Request, url: _UploadUrl, user: User, uploads: UploadStore,
+def _propfind(req: Request, url: _UploadUrl, user: User, uploads: UploadStaging,
               backend: FilesBackend) -> Response:
     depth_header = (req.header("Depth") or "1").strip().lower()
     if depth_header == "infinity":
@@ -598,17 +386,17 @@ def _propfind(req: Request, url: _UploadUrl, user: User, uploads: UploadStore,
     # rendered text, or a chunk (path, node) rendered once the property context is known
     entries: list[str | tuple[str, Node]] = []
 
-    def collection(path: str, node: NodeRecord | None) -> None:
+    def collection(path: str, node: UploadEntry | None) -> None:
         available: dict[str, str | None] = {_D + "resourcetype": "<d:collection/>"}
         if node is not None and node.mtime:
             available[_D + "getlastmodified"] = http_date(node.mtime)
         found, missing = select_props(request, available)
         entries.append(writer.response_text(path, found, missing, collection=True))
 
-    def upload_folder(folder: NodeRecord, levels: int) -> None:
+    def upload_folder(folder: UploadEntry, levels: int) -> None:
         collection(url.href_path(folder.name), folder)
         if levels >= 1:
-            chunks = uploads.children(folder)
+            chunks = uploads.chunks(user.uid, folder.name)
             entries.extend((url.href_path(folder.name, c.name), _as_node(c)) for c in chunks)
             entries.append(_future_file(writer, request, url, folder, chunks))
 
@@ -616,7 +404,7 @@ def _propfind(req: Request, url: _UploadUrl, user: User, uploads: UploadStore,
         root = uploads.root(user.uid)
         collection(url.href_path(), root)
         if depth >= 1 and root is not None:
-            for child in uploads.children(root):
+            for child in uploads.folders(user.uid):
                 upload_folder(child, depth - 1)
     else:
         folder = uploads.folder(user.uid, url.folder)
@@ -625,7 +413,8 @@ def _propfind(req: Request, url: _UploadUrl, user: User, uploads: UploadStore,
         if not url.chunk:
             upload_folder(folder, depth)
         elif url.chunk == FUTURE_FILE:
-            entries.append(_future_file(writer, request, url, folder, uploads.children(folder)))
+            entries.append(_future_file(writer, request, url, folder,
+                                        uploads.chunks(user.uid, folder.name)))
         else:
             chunk = uploads.chunk(user.uid, url.folder, url.chunk)
             if chunk is None:
@@ -644,7 +433,7 @@ def _propfind(req: Request, url: _UploadUrl, user: User, uploads: UploadStore,
 
 
 def _future_file(writer: dav_xml.Multistatus, request: dav_xml.PropRequest, url: _UploadUrl,
-                 folder: NodeRecord, chunks: Sequence[NodeRecord]) -> str:
+                 folder: UploadEntry, chunks: Sequence[UploadEntry]) -> str:
     """FutureFile: a plain Sabre file (no oc: properties) with the folder's etag and mtime
     and the chunks' total size."""
     available: dict[str, str | None] = {
@@ -662,7 +451,7 @@ def _future_file(writer: dav_xml.Multistatus, request: dav_xml.PropRequest, url:
 # --- MOVE .file: assembly --------------------------------------------------------------------
 
 
-def _move(req: Request, url: _UploadUrl, user: User, uploads: UploadStore,
+def _move(req: Request, url: _UploadUrl, user: User, uploads: UploadStaging,
           backend: FilesBackend) -> Response:
     if url.chunk != FUTURE_FILE:
         what = "file" if url.chunk else "folder"
@@ -671,7 +460,7 @@ def _move(req: Request, url: _UploadUrl, user: User, uploads: UploadStore,
     folder = uploads.folder(user.uid, url.folder)
     if folder is None:
         raise _folder_not_found(url.folder)
-    chunks = natural_order(uploads.children(folder))
+    chunks = natural_order(uploads.chunks(user.uid, folder.name))
     if_etag = _check_if_header(req, url, user, backend, destination, folder)
     existing = _stat_or_none(backend, user.uid, destination)
     _check_destination(req, backend, user.uid, destination, existing)
@@ -683,7 +472,7 @@ def _move(req: Request, url: _UploadUrl, user: User, uploads: UploadStore,
         raise dav_errors.BadRequest(
             f"Chunks on server do not sum up to {expected} but to {total}")
     mtime = _client_mtime(req)
-    reader = uploads.reader(chunks)
+    reader = assembly_reader(uploads, chunks)
     try:
         result = backend.write(
             user.uid, destination, reader, length=total, mtime=mtime,
@@ -757,7 +546,7 @@ def _check_destination(req: Request, backend: FilesBackend, uid: str, destinatio
 
 
 def _check_if_header(req: Request, url: _UploadUrl, user: User, backend: FilesBackend,
-                     destination: str, folder: NodeRecord) -> str | None:
+                     destination: str, folder: UploadEntry) -> str | None:
     """The WebDAV `If` header as Sabre's checkPreconditions reads it. Sync clients send
     `If: <destination> (["etag"])` on this MOVE, If-Match being about the source. Returns the
     destination etag a condition matched, so that the write itself checks it again."""
@@ -845,7 +634,7 @@ def put_v1(req: Request, target: Target, backend: FilesBackend) -> Response:
     if_match, if_none_match = req.header("If-Match"), req.header("If-None-Match")
     _check_preconditions(existing, if_match, if_none_match)
 
-    uploads = UploadStore.of(backend)
+    uploads = staging_of(backend)
     folder = _v1_folder(target.uid, final_path, transfer)
     uploads.put_chunk(target.uid, folder, index, req.body_stream, req.content_length,
                       create_folder=True)
@@ -853,7 +642,7 @@ def put_v1(req: Request, target: Target, backend: FilesBackend) -> Response:
     if chunks is None:
         # Sabre's createFile: 201 without ETag; OC-FileId once the target exists
         return Response.of(201, headers=_file_id(backend, existing))
-    reader = uploads.reader(chunks)
+    reader = assembly_reader(uploads, chunks)
     try:
         result = backend.write(
             target.uid, final_path, reader, length=sum(max(c.size, 0) for c in chunks),
@@ -861,7 +650,7 @@ def put_v1(req: Request, target: Target, backend: FilesBackend) -> Response:
             if_match=if_match, if_none_match=if_none_match)
     finally:
         reader.close()
-        uploads.delete_blobs(c.blob_id for c in chunks)
+        uploads.release(chunks)
     # File::createFileChunked returns the bare etag, so ETag (and OC-ETag) are unquoted here
     headers: Headers = [("OC-FileId", oc_id(result.node.fileid, backend.instance_id)),
                         ("ETag", result.node.etag), ("OC-ETag", result.node.etag)]
@@ -925,20 +714,23 @@ def _php_equals(header: str, total: int) -> bool:
     return header == str(total)
 
 
-def _as_node(record: NodeRecord) -> Node:
-    return Node(fileid=record.fileid, owner=record.owner, path=record.path, name=record.name,
-                is_dir=record.is_dir, size=record.size, mtime=record.mtime, etag=record.etag,
-                permissions=record.permissions, mimetype=record.mimetype,
-                checksum=record.checksum or "")
+def _as_node(entry: UploadEntry) -> Node:
+    # what the metadata staging stores for its nodes; the same for every staging
+    return Node(fileid=entry.fileid, owner=entry.owner, path=entry.path, name=entry.name,
+                is_dir=entry.is_dir, size=entry.size, mtime=entry.mtime, etag=entry.etag,
+                permissions=FOLDER_PERMISSIONS if entry.is_dir else FILE_PERMISSIONS,
+                mimetype=DIR_MIMETYPE if entry.is_dir else mimetype_for(entry.name),
+                checksum=entry.checksum)
 
 
 __all__ = [
     "AREA_UPLOADS",
-    "UploadStore",
+    "assembly_reader",
     "cleanup_uploads",
     "is_v1_chunk",
     "natural_order",
     "put_v1",
+    "staging_of",
     "strnatcmp",
     "uploads_tree",
 ]

@@ -248,6 +248,21 @@ dead_props = Table(
     PrimaryKeyConstraint("fileid", "name"),
 )
 
+migration_checkpoints = Table(
+    "migration_checkpoints",
+    metadata,
+    # how far a per-user migration job got; written in the same transaction as the batch it
+    # describes, so a killed job resumes exactly after the last committed batch
+    Column("uid", UID, nullable=False),
+    #: 'bulk', 'versions', 'extras', 'delta', ...
+    Column("phase", String(16), nullable=False),
+    #: the last oC10 fileid imported in this phase (-1: not started); state in `detail`
+    Column("position", BIGINT, nullable=False),
+    Column("detail", Text, nullable=False, server_default=_EMPTY),
+    Column("updated", BIGINT, nullable=False),
+    PrimaryKeyConstraint("uid", "phase"),
+)
+
 locks = Table(
     "locks",
     metadata,

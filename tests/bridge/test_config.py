@@ -89,6 +89,7 @@ config_php = "/srv/owncloud/config/config.php"
 db_url = "mysql+pymysql://oc:pw@db:3306/owncloud"
 data_dir = "/srv/owncloud/data"
 table_prefix = "owc_"
+listen = "127.0.0.1:9300"
 
 [newstack]
 listen = "0.0.0.0:9200"
@@ -132,6 +133,7 @@ def test_a_full_file_round_trips(tmp_path: Path) -> None:
             db_url="mysql+pymysql://oc:pw@db:3306/owncloud",
             data_dir=Path("/srv/owncloud/data"),
             table_prefix="owc_",
+            listen="127.0.0.1:9300",
         ),
         newstack=NewstackSettings(
             listen="0.0.0.0:9200", workers=4, data_dir=Path("/var/lib/ocbridge"),

@@ -1,4 +1,4 @@
-"""Shared fixtures for real-client tests: the new stack on a native backend, served over HTTP."""
+"""Shared fixtures for real-client tests: the new stack on either backend, served over HTTP."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config import Settings
 from newstack.app import NewstackApp, ServerInfo
-from newstack.native import NativeBackend
-from newstack.service import open_newstack
+from newstack.backend import FilesBackend
+from tests.newstack.backends import BACKENDS, StackUser, make_backend
 from tests.newstack.live import live_server
 
 
@@ -23,26 +22,22 @@ class NewstackServer:
     base_url: str
     user: str
     password: str
-    backend: NativeBackend
+    backend: FilesBackend
 
     @property
     def dav_url(self) -> str:
         return f"{self.base_url}/remote.php/dav/files/{self.user}/"
 
 
-@pytest.fixture
-def newstack_server(tmp_path: Path) -> Iterator[NewstackServer]:
-    """The native backend in tmp_path (SQLite + POSIX blobs) with user alice, on a free port."""
-    defaults = Settings()
-    settings = dataclasses.replace(defaults, newstack=dataclasses.replace(
-        defaults.newstack, data_dir=tmp_path / "data"))
-    stack = open_newstack(settings)
+@pytest.fixture(params=BACKENDS)
+def newstack_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NewstackServer]:
+    """User alice on either backend in tmp_path (SQLite + POSIX), on a free port."""
     user, password = "alice", "Client-test pa55"
-    stack.store.add_user(user, password=password, display_name="Alice",
-                         email="alice@example.org")
-    app = NewstackApp(stack.backend, ServerInfo(hostname="testhost"))
+    backend = make_backend(request.param, tmp_path,
+                           [StackUser(user, password, "Alice", "alice@example.org")])
+    app = NewstackApp(backend, ServerInfo(hostname="testhost"))
     with live_server(app, threads=8) as url:
-        yield NewstackServer(url, user, password, stack.backend)
+        yield NewstackServer(url, user, password, backend)
 
 
 def require_binary(binary: str, package: str) -> str:

@@ -67,6 +67,11 @@ def test_known_extensions(name: str, expected: str) -> None:
         ("trailing.", DEFAULT_MIMETYPE),
         ("unknown.qqq", DEFAULT_MIMETYPE),
         ("", DEFAULT_MIMETYPE),
+        ("photo.jpg.v1508946057", "image/jpeg"),  # a version has its file's type
+        ("notes.txt.ocTransferId2057600214.part", "text/plain"),  # so has an upload part
+        ("notes.txt.part", "text/plain"),
+        ("notes.v12", DEFAULT_MIMETYPE),  # 'notes' has no extension once '.v12' is gone
+        ("v12", DEFAULT_MIMETYPE),
     ],
 )
 def test_detect_path_rules(name: str, expected: str) -> None:

@@ -1,4 +1,4 @@
-"""A new stack (NativeBackend in a temporary folder) behind a real HTTP server, and the XML
+"""A new stack (either backend, in a temporary folder) behind a real HTTP server, and the XML
 helpers the trash-bin, meta and REPORT tests read its answers with."""
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from pathlib import Path
 
 import httpx
 
-from bridge.config import Settings
 from newstack.app import NewstackApp, ServerInfo
-from newstack.native import NativeBackend
-from newstack.service import open_newstack
+from newstack.backend import FilesBackend
+from tests.newstack.backends import StackUser, make_backend
 from tests.newstack.live import live_server
 
 D = "{DAV:}"
@@ -29,7 +28,7 @@ SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "legacy-oc10" 
 class Stack:
     url: str
     client: httpx.Client
-    backend: NativeBackend
+    backend: FilesBackend
 
     def files(self, path: str = "") -> str:
         return f"{self.url}/remote.php/dav/files/alice/{path}"
@@ -61,17 +60,13 @@ class Stack:
 
 
 @contextmanager
-def running_stack(tmp_path: Path) -> Iterator[Stack]:
-    """alice (the client's user) and bob, served on a free loopback port."""
-    settings = Settings()
-    settings = dataclasses.replace(settings, newstack=dataclasses.replace(
-        settings.newstack, data_dir=tmp_path / "data"))
-    stack = open_newstack(settings)
-    stack.store.add_user("alice", password=PASSWORD, display_name="Alice Adams")
-    stack.store.add_user("bob", password=BOB_PASSWORD, display_name="Bob")
-    app = NewstackApp(stack.backend, ServerInfo(hostname="testhost"))
+def running_stack(tmp_path: Path, kind: str = "native") -> Iterator[Stack]:
+    """alice (the client's user) and bob on a `kind` backend, served on a free loopback port."""
+    backend = make_backend(kind, tmp_path, [StackUser("alice", PASSWORD, "Alice Adams"),
+                                            StackUser("bob", BOB_PASSWORD, "Bob")])
+    app = NewstackApp(backend, ServerInfo(hostname="testhost"))
     with live_server(app) as url, httpx.Client(auth=("alice", PASSWORD), timeout=30) as client:
-        yield Stack(url, client, stack.backend)
+        yield Stack(url, client, backend)
 
 
 def propfind_body(props: list[str] | None) -> bytes:

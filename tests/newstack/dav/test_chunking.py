@@ -1,15 +1,19 @@
 """Chunked uploads over real HTTP: chunking NG (remote.php/dav/uploads) and v1 (OC-Chunked).
 
 Expected answers come from REFERENCE §6.6/§6.7 and the oC10 acceptance-test assertions in
-samples/chunking-ng-ASSERTED-core-acceptance-v10.16.4.json, recomputed here.
+samples/chunking-ng-ASSERTED-core-acceptance-v10.16.4.json, recomputed here. Every scenario runs
+on both upload stagings: the native backend's metadata store and a DirectoryUploads in
+ownCloud 10's layout (the oc10 backend's), the assembled file going to the native backend.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import random
 import re
+import socket
 import tracemalloc
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -22,8 +26,11 @@ import pytest
 from bridge.config import Settings
 from newstack.app import NewstackApp, ServerInfo
 from newstack.dav.chunking import AREA_UPLOADS, cleanup_uploads, strnatcmp
+from newstack.legacy.backend import Oc10Backend
 from newstack.native import NativeBackend
 from newstack.service import open_newstack
+from newstack.uploads.directory import DirectoryUploads
+from tests.newstack.backends import StackUser, make_backend
 from tests.newstack.live import live_server
 
 D = "{DAV:}"
@@ -41,6 +48,8 @@ class Stack:
     client: httpx.Client
     backend: NativeBackend
     blobs: Path
+    #: the users' homes of a DirectoryUploads staging; None for the metadata staging
+    homes: Path | None = None
 
     def files(self, path: str = "") -> str:
         return f"{self.url}/remote.php/dav/files/alice/{quote(path)}"
@@ -70,20 +79,59 @@ class Stack:
         return response.content
 
     def blob_count(self) -> int:
-        return sum(1 for p in self.blobs.rglob("*") if p.is_file() and ".tmp" not in p.parts)
+        """Stored files: driver blobs, plus every file below a directory staging's homes."""
+        blobs = sum(1 for p in self.blobs.rglob("*") if p.is_file() and ".tmp" not in p.parts)
+        if self.homes is None:
+            return blobs
+        # users' uploads and, where the homes are an ownCloud data directory, their files
+        return blobs + sum(1 for area in ("uploads", "files")
+                           for p in self.homes.glob(f"*/{area}/**/*") if p.is_file())
+
+    def age_upload(self, transfer: str, seconds: int) -> None:
+        """Make an upload folder look untouched for `seconds` more."""
+        if self.homes is not None:
+            folder = self.homes / "alice" / "uploads" / transfer
+            mtime = folder.stat().st_mtime - seconds
+            os.utime(folder, (mtime, mtime))
+            return
+        store = self.backend.store
+        with store.write("alice") as conn:
+            node = store.node(conn, "alice", AREA_UPLOADS, transfer)
+            assert node is not None
+            store.update_node(conn, node.fileid, mtime=node.mtime - seconds)
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+@pytest.fixture(params=["metadata", "directory", "oc10"])
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    if request.param == "oc10":
+        # an ownCloud 10 instance served in place: uploads in <home>/uploads, files in <home>
+        backend = make_backend("oc10", tmp_path, [StackUser("alice", PASSWORD, "Alice"),
+                                                  StackUser("bob", "bob's password", "Bob")])
+        assert isinstance(backend, Oc10Backend)
+        (tmp_path / "blobs").mkdir()
+        app = NewstackApp(backend, ServerInfo(hostname="testhost"))
+        with (live_server(app) as url,
+              httpx.Client(auth=("alice", PASSWORD), timeout=60) as client):
+            yield Stack(url, client, backend, tmp_path / "blobs",  # type: ignore[arg-type]
+                        backend.instance.data_dir)
+        return
     settings = Settings()
     settings = dataclasses.replace(settings, newstack=dataclasses.replace(
         settings.newstack, data_dir=tmp_path / "data"))
     newstack = open_newstack(settings)
     newstack.store.add_user("alice", password=PASSWORD, display_name="Alice")
     newstack.store.add_user("bob", password="bob's password", display_name="Bob")
+    homes = None
+    if request.param == "directory":
+        homes = tmp_path / "homes"
+        for uid in ("alice", "bob"):
+            (homes / uid).mkdir(parents=True)
+        # what the oc10 backend does: an `uploads` staging beside the FilesBackend methods
+        newstack.backend.uploads = DirectoryUploads(  # type: ignore[attr-defined]
+            lambda uid: homes / uid / "uploads", users=lambda: ["alice", "bob"])
     app = NewstackApp(newstack.backend, ServerInfo(hostname="testhost"))
     with live_server(app) as url, httpx.Client(auth=("alice", PASSWORD), timeout=60) as client:
-        yield Stack(url, client, newstack.backend, tmp_path / "data" / "blobs")
+        yield Stack(url, client, newstack.backend, tmp_path / "data" / "blobs", homes)
 
 
 def payload(size: int, seed: int) -> bytes:
@@ -323,6 +371,60 @@ def test_ng_refusals(stack: Stack) -> None:
     assert anonymous.status_code == 401
 
 
+@pytest.mark.parametrize(("path", "status", "message"), [
+    ("bad%01name", 400, b"is not a valid name for an upload or a chunk"),
+    ("back%5Cslash", 400, b"is not a valid name for an upload or a chunk"),
+    ("x" * 251, 400, b"is not a valid name for an upload or a chunk"),
+    ("%2E%2E", 400, b"The path contains '.' or '..'"),
+    ("nul%00", 400, b"the request path contains a NUL byte"),
+])
+def test_ng_bad_names_are_refused(stack: Stack, path: str, status: int, message: bytes) -> None:
+    made = stack.client.request("MKCOL", stack.uploads(path))
+    assert (made.status_code, message in made.content) == (status, True), made.text
+    stack.mkcol("good")
+    chunk = stack.chunk("good", path, b"x")
+    assert (chunk.status_code, message in chunk.content) == (status, True), chunk.text
+    listing = stack.client.request("PROPFIND", stack.uploads("good"), headers={"Depth": "1"})
+    hrefs = [r.findtext(f"{D}href") for r in ET.fromstring(listing.content)]
+    assert hrefs == ["/remote.php/dav/uploads/alice/good/",
+                     "/remote.php/dav/uploads/alice/good/.file"]
+    assert stack.blob_count() == 0
+
+
+def raw_put(stack: Stack, path: str, announced: int, sent: bytes) -> bytes:
+    """A PUT whose body breaks off after `sent` of `announced` bytes; the status line."""
+    host, port = stack.url.removeprefix("http://").split(":")
+    auth = httpx.BasicAuth("alice", PASSWORD).auth_flow(httpx.Request("PUT", stack.url))
+    authorization = next(auth).headers["Authorization"]
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(f"PUT /remote.php/dav/uploads/alice/{path} HTTP/1.1\r\nHost: {host}\r\n"
+                     f"Authorization: {authorization}\r\nContent-Length: {announced}\r\n"
+                     f"\r\n".encode() + sent)
+        conn.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return answer.split(b"\r\n", 1)[0]
+
+
+def test_ng_broken_chunk_leaves_nothing_behind(stack: Stack) -> None:
+    stack.mkcol("broken")
+    assert stack.chunk("broken", "0", b"AAAAA").status_code == 201
+    stored = stack.blob_count()
+    status = raw_put(stack, "broken/1", 3 * MiB, payload(MiB + 17, 5))
+    assert status.startswith(b"HTTP/1.1 400"), status
+    # nor may a broken re-send damage the chunk it would have replaced
+    assert raw_put(stack, "broken/0", 100, b"BB").startswith(b"HTTP/1.1 400")
+    assert stack.blob_count() == stored
+    listing = stack.client.request("PROPFIND", stack.uploads("broken"), headers={"Depth": "1"})
+    hrefs = [r.findtext(f"{D}href") for r in ET.fromstring(listing.content)]
+    assert hrefs[1:] == ["/remote.php/dav/uploads/alice/broken/0",
+                         "/remote.php/dav/uploads/alice/broken/.file"]
+    assert stack.chunk("broken", "1", b"BBBBB").status_code == 201
+    assert stack.move("broken", "repaired.txt", OC_Total_Length="10").status_code == 201
+    assert stack.content("repaired.txt") == b"AAAAABBBBB"
+
+
 def test_ng_assembly_streams_in_bounded_memory(stack: Stack) -> None:
     digest = hashlib.sha1()
     stack.mkcol("huge")
@@ -347,11 +449,7 @@ def test_cleanup_removes_stale_uploads_only(stack: Stack) -> None:
     stack.chunk("stale", "1", b"AAAAA")
     assert cleanup_uploads(stack.backend, 3600) == 0
     stack.mkcol("fresh")
-    store = stack.backend.store
-    with store.write("alice") as conn:
-        stale = store.node(conn, "alice", AREA_UPLOADS, "stale")
-        assert stale is not None
-        store.update_node(conn, stale.fileid, mtime=stale.mtime - 7200)
+    stack.age_upload("stale", 7200)
     assert cleanup_uploads(stack.backend, 3600) == 1
     assert stack.blob_count() == 0
     assert stack.client.request("PROPFIND", stack.uploads("stale")).status_code == 404

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bridge.config import Settings
 from newstack.app import NewstackApp, ServerInfo
+from newstack.backend import FilesBackend
 from newstack.dav.errors import BadRequest, DavError
 from newstack.dav.locking import (
     LOCK_TIMEOUT_DEFAULT,
@@ -26,8 +26,7 @@ from newstack.dav.locking import (
     requested_timeout,
 )
 from newstack.dav.methods import Target
-from newstack.native import NativeBackend
-from newstack.service import open_newstack
+from tests.newstack.backends import BACKENDS, StackUser, make_backend
 from tests.newstack.live import live_server
 
 D = "{DAV:}"
@@ -108,7 +107,7 @@ def test_timeout_header_garbage_and_configured_limits() -> None:
 class Server:
     url: str
     client: httpx.Client
-    backend: NativeBackend
+    backend: FilesBackend
 
     def dav(self, path: str = "") -> str:
         return f"{self.url}/remote.php/dav/files/alice/{path}"
@@ -150,17 +149,14 @@ class Server:
                 for r in ET.fromstring(response.content).findall(f"{D}response")}
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    defaults = Settings()
-    settings = dataclasses.replace(defaults, newstack=dataclasses.replace(
-        defaults.newstack, data_dir=tmp_path_factory.mktemp("locking") / "data"))
-    stack = open_newstack(settings)
-    stack.store.add_user("alice", password=PASSWORD, display_name="Alice Adams",
-                         email="alice@example.org")
-    app = NewstackApp(stack.backend, ServerInfo(hostname="testhost"))
+@pytest.fixture(scope="module", params=BACKENDS)
+def live(request: pytest.FixtureRequest,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    backend = make_backend(request.param, tmp_path_factory.mktemp("locking"),
+                           [StackUser("alice", PASSWORD, "Alice Adams", "alice@example.org")])
+    app = NewstackApp(backend, ServerInfo(hostname="testhost"))
     with live_server(app) as url, httpx.Client(auth=("alice", PASSWORD), timeout=30) as client:
-        yield Server(url, client, stack.backend)
+        yield Server(url, client, backend)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.newstack.backends import BACKENDS
 from tests.newstack.dav.livestack import (
     OC,
     D,
@@ -29,9 +30,9 @@ VERSION_PROPS = [f"{D}getlastmodified", f"{D}getcontentlength", f"{D}resourcetyp
                  f"{D}quota-available-bytes"]
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(tmp_path) as running:
+@pytest.fixture(params=BACKENDS)
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    with running_stack(tmp_path, request.param) as running:
         yield running
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.newstack.backends import BACKENDS
 from tests.newstack.dav.livestack import (
     OC,
     D,
@@ -27,9 +28,9 @@ EMPTY = (b'<?xml version="1.0"?>\n<d:multistatus xmlns:d="DAV:" '
          b'xmlns:s="http://sabredav.org/ns" xmlns:oc="http://owncloud.org/ns"/>\n')
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(tmp_path) as running:
+@pytest.fixture(params=BACKENDS)
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    with running_stack(tmp_path, request.param) as running:
         for name in ("textfile0.txt", "textfile1.txt", "textfile2.txt"):
             running.put(name, b"some data")
         running.mkcol("FOLDER")

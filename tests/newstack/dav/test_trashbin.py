@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.newstack.backends import BACKENDS
 from tests.newstack.dav.livestack import (
     BOB_PASSWORD,
     OC,
@@ -33,9 +34,9 @@ TRASH_PROPS = [f"{OC}trashbin-original-filename", f"{OC}trashbin-original-locati
                f"{D}getetag", f"{D}getcontenttype"]
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(tmp_path) as running:
+@pytest.fixture(params=BACKENDS)
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    with running_stack(tmp_path, request.param) as running:
         yield running
 
 

@@ -1,0 +1,486 @@
+"""One user's migration job: ownCloud 10 rows and files → the new stack's metadata and blobs.
+
+Phases, each resumable on its own: `nodes` (files and trash: rows with their fileids, etags,
+mtimes, sizes, permissions, checksums; blobs copied or linked and checksummed), `versions`,
+`extras` (trash records, favorites, tags, comments, dead properties). Every batch is committed
+together with its checkpoint, and blob ids are derived from (fileid, etag), so a job killed at
+any moment and run again ends exactly where an uninterrupted run ends; a finished job run again
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from bridge.errors import OcbridgeError
+from bridge.oc10.formats import parse_trash_name, parse_version_name
+from migrate.source import LegacySource, SourceRow
+from newstack.metadata import schema
+from newstack.metadata.schema import AREA_FILES, AREA_TRASH, NO_PARENT
+from newstack.metadata.store import MetadataStore, NodeRecord
+from newstack.storage.base import BlobInfo, LinkMode, StorageDriver, StorageError
+
+log = logging.getLogger("ocbridge.migrate")
+
+FILES: Final = "files"
+TRASH: Final = "files_trashbin/files"
+VERSIONS: Final = "files_versions"
+TRASH_VERSIONS: Final = "files_trashbin/versions"
+PHASES: Final = ("nodes", "versions", "extras")
+FAVORITE: Final = "_$!<Favorite>!$_"
+
+
+class MigrationError(OcbridgeError):
+    """A user cannot be migrated as asked; the message says why."""
+
+
+class InjectedCrash(BaseException):  # noqa: N818 - not an error a caller should handle
+    """Raised by a test hook to simulate kill -9 between two steps."""
+
+
+@dataclass
+class MigrationReport:
+    uid: str
+    files: int = 0
+    folders: int = 0
+    bytes: int = 0
+    versions: int = 0
+    trash_items: int = 0
+    favorites: int = 0
+    tags: int = 0
+    comments: int = 0
+    dead_props: int = 0
+    app_passwords: int = 0
+    linked_by: dict[str, int] = field(default_factory=dict)
+    #: rows not imported (cache/, thumbnails/, uploads/...): by top folder
+    skipped: dict[str, int] = field(default_factory=dict)
+    #: findings: (code, path, message)
+    findings: list[tuple[str, str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def note(self, code: str, path: str, message: str) -> None:
+        self.findings.append((code, path, message))
+        log.warning("%s: %s %s: %s", self.uid, code, path, message)
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=2, default=list)
+
+
+@dataclass(frozen=True)
+class MigrationOptions:
+    batch: int = 1000
+    link_mode: LinkMode = "auto"
+    #: parallel blob imports (file reads and S3 uploads overlap; hashing releases the GIL)
+    workers: int = 8
+
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+class UserMigration:
+    def __init__(self, source: LegacySource, store: MetadataStore, driver: StorageDriver,
+                 uid: str, options: MigrationOptions | None = None, *,
+                 progress: ProgressFn | None = None,
+                 crash_hook: Callable[[str], None] | None = None) -> None:
+        self.source = source
+        self.store = store
+        self.driver = driver
+        self.uid = uid
+        self.options = options or MigrationOptions()
+        self.report = MigrationReport(uid)
+        self._progress = progress
+        #: tests: called at every step boundary with its name; raising there is a kill -9
+        self._crash = crash_hook or (lambda step: None)
+        self._home = source.home(uid)
+
+    # -- the job ----------------------------------------------------------------------------------
+
+    def run(self) -> MigrationReport:
+        started = time.monotonic()
+        storage = self.source.home_storage(self.uid)
+        self._import_identity()
+        self._import_user(storage is not None)
+        if storage is not None:
+            self._phase_nodes(storage)
+            self._phase_versions(storage)
+            self._phase_extras(storage)
+        else:
+            self.report.note("no-home", "", "the user never logged in on ownCloud: no files; "
+                             "the new stack makes an empty home")
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+    # -- identity and account ---------------------------------------------------------------------
+
+    def _import_identity(self) -> None:
+        config = self.source.instance.config
+        wanted = {"instance_id": config.instanceid, "secret": config.secret,
+                  "passwordsalt": config.passwordsalt,
+                  "data_fingerprint": config.data_fingerprint}
+        current = self.store.settings()
+        if current.get("instance_id") not in (None, "", wanted["instance_id"]):
+            with self.store.read() as conn:
+                migrated = conn.execute(sa.select(sa.func.count()).select_from(
+                    schema.migration_checkpoints)).scalar_one()
+            if migrated:
+                raise MigrationError(
+                    f"this new stack already holds users of ownCloud instance "
+                    f"{current['instance_id']!r}, not {wanted['instance_id']!r}; one new stack "
+                    "serves one ownCloud instance's users (oc:id carries the instance id)")
+        ac = self.source.t.appconfig
+        rows = self.source.table_rows(ac, (ac.c.appid == "files")
+                                      & (ac.c.configkey == "default_quota"))
+        default_quota = rows[0]["configvalue"] if rows else None
+        for key, value in {**wanted, "default_quota": default_quota}.items():
+            if current.get(key) != value and (value or key == "data_fingerprint"
+                                              or key in current):
+                self.store.set_setting(key, value)
+
+    def _import_user(self, has_home: bool) -> None:
+        t = self.source.t
+        accounts = self.source.table_rows(t.accounts, t.accounts.c.user_id == self.uid)
+        users = self.source.table_rows(t.users, t.users.c.uid == self.uid)
+        if not users and not accounts:
+            raise MigrationError(f"no user {self.uid!r} in the ownCloud database")
+        account = accounts[0] if accounts else {}
+        stored_hash = users[0]["password"] if users else ""
+        prefs = {(p["appid"], p["configkey"]): p["configvalue"] for p in self.source.table_rows(
+            t.preferences, t.preferences.c.userid == self.uid)}
+        display = account.get("display_name") or (users[0].get("displayname") if users else None)
+        email = prefs.get(("settings", "email")) or account.get("email")
+        quota = prefs.get(("files", "quota")) or account.get("quota")
+        enabled = account.get("state", 1) == 1 and prefs.get(("core", "enabled")) != "false"
+        values: dict[str, Any] = dict(display_name=display, email=email, quota=quota,
+                                      enabled=enabled, language=prefs.get(("core", "lang")))
+        existing = self.store.user(self.uid)
+        if existing is None:
+            self.store.add_user(self.uid, password_hash=stored_hash or None,
+                                created=int(account.get("creation_time") or time.time()),
+                                create_roots=not has_home, **values)
+        else:
+            self.store.update_user(self.uid, password=stored_hash, **values)
+        self._import_groups()
+        self._import_app_passwords()
+
+    def _import_groups(self) -> None:
+        t = self.source.t
+        gids = [r["gid"] for r in self.source.table_rows(
+            t.group_user, t.group_user.c.uid == self.uid)]
+        known = set(self.store.list_groups())
+        mine = set(self.store.groups_of(self.uid))
+        for gid in sorted(gids):
+            if gid not in known:
+                self.store.add_group(gid)
+            if gid not in mine:
+                self.store.add_member(gid, self.uid)
+
+    def _import_app_passwords(self) -> None:
+        t = self.source.t
+        tokens = self.source.table_rows(t.authtoken, t.authtoken.c.uid == self.uid)
+        a = schema.app_passwords
+        with self.store.write(self.uid) as conn:
+            have = set(conn.execute(sa.select(a.c.token_hash).where(a.c.uid == self.uid)
+                                    ).scalars())
+            rows = [dict(uid=self.uid, login_name=r["login_name"], token_hash=r["token"],
+                         name=r["name"] or "(none)", type=int(r["type"] or 0),
+                         last_activity=int(r["last_activity"] or 0),
+                         last_check=int(r["last_check"] or 0), password_enc=r["password"])
+                    for r in tokens if r["token"] not in have]
+            if rows:
+                conn.execute(sa.insert(a), rows)
+        self.report.app_passwords = len(tokens)
+
+    # -- checkpoints ------------------------------------------------------------------------------
+
+    def _checkpoint(self, conn: Connection | None, phase: str) -> int:
+        cp = schema.migration_checkpoints
+        query = sa.select(cp.c.position).where(cp.c.uid == self.uid, cp.c.phase == phase)
+        if conn is None:
+            with self.store.read() as own:
+                found = own.execute(query).scalar()
+        else:
+            found = conn.execute(query).scalar()
+        return -1 if found is None else int(found)
+
+    def _save_checkpoint(self, conn: Connection, phase: str, position: int) -> None:
+        cp = schema.migration_checkpoints
+        conn.execute(sa.delete(cp).where(cp.c.uid == self.uid, cp.c.phase == phase))
+        conn.execute(sa.insert(cp).values(uid=self.uid, phase=phase, position=position,
+                                          detail="", updated=int(time.time())))
+
+    # -- phase 1: nodes and blobs -----------------------------------------------------------------
+
+    def _phase_nodes(self, storage: int) -> None:
+        after = self._checkpoint(None, "nodes")
+        done = 0
+        for batch in self.source.rows(storage, after=after, batch=self.options.batch):
+            wanted = [(row, place) for row in batch
+                      if (place := self._place(row)) is not None]
+            blobs = self._import_blobs([row for row, _ in wanted if not row.is_dir])
+            self._crash("nodes:blobs-copied")
+            records = [self._record(row, area, path, blobs.get(row.fileid))
+                       for row, (area, path) in wanted]
+            with self.store.write(self.uid) as conn:
+                self.store.insert_nodes(records, conn)
+                self._crash("nodes:rows-inserted")
+                self._save_checkpoint(conn, "nodes", batch[-1].fileid)
+            self._crash("nodes:committed")
+            done += len(batch)
+            if self._progress:
+                self._progress("nodes", done, 0)
+
+    def _place(self, row: SourceRow) -> tuple[str, str] | None:
+        """(area, path) of a row in the new stack, or None for rows that stay behind."""
+        path = row.path
+        if path == FILES or path.startswith(FILES + "/"):
+            return AREA_FILES, path[len(FILES) + 1:]
+        if path == TRASH or path.startswith(TRASH + "/"):
+            return AREA_TRASH, path[len(TRASH) + 1:]
+        if not (path.startswith(VERSIONS) or path.startswith(TRASH_VERSIONS)):
+            top = path.split("/", 1)[0] or "(home root)"
+            self.report.skipped[top] = self.report.skipped.get(top, 0) + 1
+        return None
+
+    def _record(self, row: SourceRow, area: str, path: str, blob: tuple[str, BlobInfo] | None
+                ) -> NodeRecord:
+        if row.is_dir:
+            self.report.folders += 1
+        else:
+            self.report.files += 1
+        size, checksum, blob_id = row.size, row.checksum, None
+        if blob is not None:
+            blob_id, info = blob
+            self.report.bytes += info.size
+            if info.linked_by:
+                self.report.linked_by[info.linked_by] = \
+                    self.report.linked_by.get(info.linked_by, 0) + 1
+            computed = info.checksums.oc10() if info.checksums is not None else ""
+            if info.size != row.size:
+                self.report.note("wrong-size-row", row.path,
+                                 f"oc_filecache says {row.size} bytes, the file has "
+                                 f"{info.size}: the file's size is taken")
+                size = info.size
+            if not checksum:
+                checksum = computed
+            elif computed and checksum != computed:
+                self.report.note("checksum-mismatch", row.path,
+                                 "the content differs from oc_filecache.checksum; the stored "
+                                 "checksum is kept (clients compare it)")
+        return NodeRecord(
+            fileid=row.fileid, owner=self.uid, area=area, path=path,
+            parent=NO_PARENT if path == "" else row.parent, name=row.name if path else "",
+            is_dir=row.is_dir, size=size, mtime=row.mtime, etag=row.etag, checksum=checksum,
+            mimetype=row.mimetype, permissions=row.permissions, blob_id=blob_id)
+
+    def _import_blobs(self, rows: Sequence[SourceRow]) -> dict[int, tuple[str, BlobInfo]]:
+        """Copy, link or upload each file's bytes under a blob id made of its fileid and etag
+        (so a re-run after a crash overwrites rather than duplicates); rows whose file is gone
+        or unreadable get no blob (served as oC10 serves them: 503 on GET) and a finding."""
+        def one(row: SourceRow) -> tuple[int, tuple[str, BlobInfo] | None]:
+            blob_id = blob_id_for(row.fileid, row.etag)
+            if row.encrypted:
+                self.report.note("encrypted", row.path, "server-side encrypted: not migrated")
+                return row.fileid, None
+            try:
+                info = self.driver.link_from_path(blob_id, self._home / row.path,
+                                                  self.options.link_mode)
+            except FileNotFoundError:
+                self.report.note("row-without-file", row.path,
+                                 "no file on disk: imported without content (GET answers 503 "
+                                 "as on ownCloud)")
+                return row.fileid, None
+            except (StorageError, OSError) as exc:
+                self.report.note("unreadable-file", row.path, f"not imported: {exc}")
+                return row.fileid, None
+            return row.fileid, (blob_id, info)
+
+        if not rows:
+            return {}
+        if self.options.workers <= 1 or len(rows) == 1:
+            results = [one(r) for r in rows]
+        else:
+            with ThreadPoolExecutor(self.options.workers) as pool:
+                results = list(pool.map(one, rows))
+        return {fileid: blob for fileid, blob in results if blob is not None}
+
+    # -- phase 2: versions ------------------------------------------------------------------------
+
+    def _phase_versions(self, storage: int) -> None:
+        c = self.source.t.filecache.c
+        after = self._checkpoint(None, "versions")
+        under = (c.path.like(VERSIONS + "/%") | c.path.like(TRASH_VERSIONS + "/%"))
+        for batch in self.source.rows(storage, after=after, batch=self.options.batch,
+                                      where=under):
+            files = [row for row in batch if not row.is_dir]
+            with self.store.read() as conn:
+                targets = {row.fileid: self._version_target(conn, row) for row in files}
+            wanted = [row for row in files if targets[row.fileid] is not None]
+            blobs = self._import_blobs(wanted)
+            self._crash("versions:blobs-copied")
+            records = []
+            for row in wanted:
+                target = targets[row.fileid]
+                blob = blobs.get(row.fileid)
+                if target is None or blob is None:
+                    continue
+                fileid, version_id = target
+                records.append(dict(fileid=fileid, version_id=version_id, size=blob[1].size,
+                                    etag=row.etag, checksum=row.checksum or (
+                                        blob[1].checksums.oc10() if blob[1].checksums else ""),
+                                    mimetype=row.mimetype, blob_id=blob[0]))
+            with self.store.write(self.uid) as conn:
+                if records:
+                    conn.execute(sa.insert(schema.versions), records)
+                self._save_checkpoint(conn, "versions", batch[-1].fileid)
+            self.report.versions += len(records)
+
+    def _version_target(self, conn: Connection, row: SourceRow) -> tuple[int, int] | None:
+        """(fileid, version id) of the file a version row belongs to, or None (a finding)."""
+        if row.path.startswith(TRASH_VERSIONS + "/"):
+            rel = row.path[len(TRASH_VERSIONS) + 1:]
+            top, _, inner = rel.partition("/")
+            if inner:  # a file inside a trashed folder: <name>.d<t>/<inner>.v<vts>
+                parsed = parse_version_name(inner)
+                area, path = AREA_TRASH, (f"{top}/{parsed[0]}" if parsed else "")
+            else:  # <name>.v<vts>.d<t>
+                trashed = parse_trash_name(top)
+                parsed = parse_version_name(trashed[0]) if trashed else None
+                area = AREA_TRASH
+                path = f"{parsed[0]}.d{trashed[1]}" if parsed and trashed else ""
+        else:
+            parsed = parse_version_name(row.path[len(VERSIONS) + 1:])
+            area, path = AREA_FILES, parsed[0] if parsed else ""
+        node = self.store.node(conn, self.uid, area, path) if parsed and path else None
+        if node is None or node.is_dir or parsed is None:
+            self.report.note("orphan-version", row.path,
+                             "no file for this version: not migrated")
+            return None
+        return node.fileid, parsed[1]
+
+    # -- phase 3: trash records, favorites, tags, comments, dead properties -----------------------
+
+    def _phase_extras(self, storage: int) -> None:
+        if self._checkpoint(None, "extras") >= 0:
+            return
+        t = self.source.t
+        with self.store.read() as conn:
+            known = set(conn.execute(sa.select(schema.nodes.c.fileid).where(
+                schema.nodes.c.owner == self.uid)).scalars())
+        trash_rows = []
+        for record in self.source.table_rows(t.files_trash, t.files_trash.c.user == self.uid):
+            name, ts = record["id"], record["timestamp"]
+            with self.store.read() as conn:
+                node = self.store.node(conn, self.uid, AREA_TRASH, f"{name}.d{ts}")
+            if node is None:
+                self.report.note("trash-record-without-item", f"{name}.d{ts}",
+                                 "oc_files_trash row without its trashed item: dropped")
+                continue
+            trash_rows.append(dict(fileid=node.fileid, owner=self.uid, original_name=name,
+                                   original_location=record["location"] or ".",
+                                   deleted_at=int(ts)))
+        favorites, tags = self._categories(known)
+        comments, markers = self._comments(known)
+        props = self._dead_props(known)
+        with self.store.write(self.uid) as conn:
+            for table, rows in ((schema.trash, trash_rows), (schema.favorites, favorites),
+                                (schema.tags, tags), (schema.comments, comments),
+                                (schema.comment_read_markers, markers),
+                                (schema.dead_props, props)):
+                if rows:
+                    conn.execute(sa.insert(table), rows)
+            self._crash("extras:rows-inserted")
+            self._save_checkpoint(conn, "extras", 0)
+        self.report.trash_items = len(trash_rows)
+        self.report.favorites = len(favorites)
+        self.report.tags = len(tags)
+        self.report.comments = len(comments)
+        self.report.dead_props = len(props)
+
+    def _categories(self, known: set[int]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        t = self.source.t
+        cat, obj = t.vcategory, t.vcategory_to_object
+        query = (sa.select(cat.c.category, obj.c.objid)
+                 .join(obj, obj.c.categoryid == cat.c.id)
+                 .where(cat.c.uid == self.uid, obj.c.type == "files"))
+        favorites: dict[int, dict[str, Any]] = {}
+        tags: dict[tuple[int, str], dict[str, Any]] = {}
+        with self.source.engine.connect() as conn:
+            for category, objid in conn.execute(query):
+                fileid = int(objid)
+                if fileid not in known:
+                    continue
+                if category == FAVORITE:
+                    favorites[fileid] = dict(uid=self.uid, fileid=fileid)
+                else:
+                    tags[(fileid, category)] = dict(uid=self.uid, fileid=fileid, tag=category)
+        return list(favorites.values()), list(tags.values())
+
+    def _comments(self, known: set[int]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        t = self.source.t
+        cm, rm = t.comments, t.comments_read_markers
+        comments, markers = [], []
+        with self.source.engine.connect() as conn:
+            for row in conn.execute(sa.select(cm).where(cm.c.object_type == "files")):
+                fileid = int(row.object_id)
+                if fileid in known:
+                    comments.append(dict(fileid=fileid, actor=row.actor_id,
+                                         message=row.message or "",
+                                         created=_unix(row.creation_timestamp),
+                                         parent_id=int(row.parent_id or 0)))
+            for row in conn.execute(sa.select(rm).where(rm.c.user_id == self.uid,
+                                                        rm.c.object_type == "files")):
+                fileid = int(row.object_id)
+                if fileid in known and row.marker_datetime is not None:
+                    markers.append(dict(uid=self.uid, fileid=fileid,
+                                        marked_at=_unix(row.marker_datetime)))
+        return comments, markers
+
+    def _dead_props(self, known: set[int]) -> list[dict[str, Any]]:
+        from newstack.legacy import annotations as legacy_annotations
+
+        ids = sorted(known)
+        out = []
+        with self.source.engine.connect() as conn:
+            for start in range(0, len(ids), 900):
+                extras = legacy_annotations.extras(conn, self.source.t, self.uid,
+                                                   ids[start:start + 900])
+                for fileid, extra in extras.items():
+                    for name, value in extra.dead.items():
+                        out.append(dict(fileid=fileid, name=name, value=value))
+        return out
+
+
+def blob_id_for(fileid: int, etag: str) -> str:
+    """The blob of a migrated file: one per (fileid, content), so re-runs overwrite."""
+    safe = "".join(ch for ch in etag if ch.isalnum())[:40] or "none"
+    return f"oc10-{fileid}-{safe}"
+
+
+def _unix(value: Any) -> int:
+    """A DATETIME as the driver returns it (datetime, or text on SQLite) → unix seconds."""
+    import datetime as dt
+
+    if value is None:
+        return 0
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime.fromisoformat(str(value))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return int(value.timestamp())
+
+
+def migrate_users(source: LegacySource, store: MetadataStore, driver: StorageDriver,
+                  uids: Iterable[str], options: MigrationOptions | None = None,
+                  progress: ProgressFn | None = None) -> list[MigrationReport]:
+    return [UserMigration(source, store, driver, uid, options, progress=progress).run()
+            for uid in uids]
+

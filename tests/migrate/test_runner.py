@@ -1,0 +1,168 @@
+"""A migration job moves a fixture user into the new stack so that both backends answer alike:
+every node (fileid, etag, mtime, size, checksum, permissions, mimetype), its bytes, versions,
+trash, favorites, tags, comments and dead properties; and a job killed anywhere ends, when run
+again, exactly like an uninterrupted one."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import random
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from bridge.config import Settings
+from fixtures.manifest import Manifest
+from migrate.runner import InjectedCrash, MigrationOptions, UserMigration
+from migrate.source import LegacySource
+from newstack.backend import FilesBackend, Node
+from newstack.legacy.backend import Oc10Backend
+from newstack.legacy.instance import open_instance
+from newstack.metadata import schema
+from newstack.service import Newstack, open_newstack
+from tests.fixtures.test_instances import build
+
+
+def new_stack(where: Path, metadata_url: str = "") -> Newstack:
+    defaults = Settings()
+    return open_newstack(dataclasses.replace(defaults, newstack=dataclasses.replace(
+        defaults.newstack, data_dir=where, metadata_url=metadata_url)))
+
+
+@pytest.fixture
+def small(tmp_path: Path, mariadb_url: str) -> Manifest:
+    return build(tmp_path, mariadb_url, "small")
+
+
+@pytest.fixture
+def legacy(small: Manifest) -> Iterator[tuple[LegacySource, Oc10Backend]]:
+    instance = open_instance(Path(small.config_php))
+    source = LegacySource(instance)
+    backend = Oc10Backend(open_instance(Path(small.config_php)), read_only=False)
+    yield source, backend
+    backend.close()
+    instance.close()
+
+
+def users_with_files(manifest: Manifest) -> list[str]:
+    return [u["uid"] for u in manifest.users if u["has_home"]]
+
+
+def walk(backend: FilesBackend, uid: str) -> Iterator[Node]:
+    todo = [""]
+    yield backend.stat(uid, "")
+    while todo:
+        for node in backend.children(uid, todo.pop()):
+            yield node
+            if node.is_dir:
+                todo.append(node.path)
+
+
+def same_user(old: FilesBackend, new: FilesBackend, uid: str) -> None:
+    """Everything a client can see of `uid` is equal on both backends."""
+    old_nodes = {n.path: n for n in walk(old, uid)}
+    new_nodes = {n.path: n for n in walk(new, uid)}
+    assert old_nodes.keys() == new_nodes.keys()
+    for path, node in old_nodes.items():
+        other = new_nodes[path]
+        if not node.checksum and other.checksum:
+            # oC10 had none (a scanned file); the job computed it, as oC10 itself does the
+            # first time it reads the whole file
+            assert other.checksum == checksum_of(b"".join(new.read(uid, other))), path
+            other = dataclasses.replace(other, checksum="")
+        assert other == node, path
+        if not node.is_dir and node.size == other.size:
+            try:
+                old_bytes = b"".join(old.read(uid, node))
+            except Exception:  # noqa: BLE001 - a row without its file: both must refuse
+                with pytest.raises(Exception):  # noqa: B017
+                    b"".join(new.read(uid, other))
+                continue
+            assert b"".join(new.read(uid, other)) == old_bytes, path
+            old_versions = old.versions(uid, node.fileid)
+            new_versions = new.versions(uid, node.fileid)
+            assert len(new_versions) == len(old_versions), path
+            for mine, theirs in zip(new_versions, old_versions, strict=True):
+                if not theirs.checksum:  # computed on the way, as for files
+                    content = b"".join(new.read_version(uid, node.fileid, mine.version_id))
+                    assert mine.checksum == checksum_of(content)
+                    mine = dataclasses.replace(mine, checksum="")
+                assert mine == theirs, path
+    # shares are not migrated yet (the new stack has no sharing before issue 7): share types
+    # are compared once they are
+    old_extras = {k: dataclasses.replace(v, share_types=())
+                  for k, v in old.extras(uid, old_nodes.values()).items()}
+    assert old_extras == new.extras(uid, new_nodes.values())
+    old_trash = sorted((i.node.fileid, i.node.path, i.original_name, i.original_location,
+                        i.deleted_at) for i in old.trash(uid))
+    new_trash = sorted((i.node.fileid, i.node.path, i.original_name, i.original_location,
+                        i.deleted_at) for i in new.trash(uid))
+    assert old_trash == new_trash
+    assert [n.fileid for n in old.favorites(uid)] == [n.fileid for n in new.favorites(uid)]
+    assert old.quota(uid) == new.quota(uid)
+
+
+def test_migrated_users_look_the_same_on_both_stacks(
+        small: Manifest, legacy: tuple[LegacySource, Oc10Backend], tmp_path: Path) -> None:
+    source, old = legacy
+    stack = new_stack(tmp_path / "new")
+    for user in small.users:
+        report = UserMigration(source, stack.store, stack.driver, user["uid"]).run()
+        assert not [f for f in report.findings if f[0] not in ("no-home",)], report.findings
+    # the new stack as it starts after the migration: with the instance's identity
+    new = new_stack(tmp_path / "new").backend
+    assert new.instance_id == small.instance_id
+    for uid in users_with_files(small):
+        same_user(old, new, uid)
+    # passwords and app passwords work unchanged
+    for user in small.users:
+        assert (new.authenticate(user["uid"], user["password"]) is not None) == \
+            (user["state"] == 1)
+
+
+def checksum_of(data: bytes) -> str:
+    return (f"SHA1:{hashlib.sha1(data).hexdigest()} MD5:{hashlib.md5(data).hexdigest()} "
+            f"ADLER32:{zlib.adler32(data):08x}")
+
+
+def dump(stack: Newstack) -> dict[str, list[Any]]:
+    tables = [schema.nodes, schema.versions, schema.trash, schema.favorites, schema.tags,
+              schema.dead_props, schema.users, schema.app_passwords, schema.group_members]
+    with stack.store.read() as conn:
+        return {t.name: sorted(repr(tuple(r)) for r in conn.execute(sa.select(t)))
+                for t in tables}
+
+
+def test_killed_job_resumes_to_the_same_result(
+        small: Manifest, legacy: tuple[LegacySource, Oc10Backend], tmp_path: Path) -> None:
+    source, _ = legacy
+    uid = max(users_with_files(small), key=lambda u: len(list(walk(legacy[1], u))))
+    options = MigrationOptions(batch=7, workers=2)
+
+    clean = new_stack(tmp_path / "clean")
+    UserMigration(source, clean.store, clean.driver, uid, options).run()
+    expected = dump(clean)
+
+    rng = random.Random(5)
+    crashed = new_stack(tmp_path / "crashed")
+    kills = 0
+    for _attempt in range(200):
+        def hook(step: str) -> None:
+            if rng.random() < 0.15:
+                raise InjectedCrash(step)
+        try:
+            UserMigration(source, crashed.store, crashed.driver, uid, options,
+                          crash_hook=hook).run()
+            break
+        except InjectedCrash:
+            kills += 1
+    assert kills >= 3, "the test must actually kill the job several times"
+    UserMigration(source, crashed.store, crashed.driver, uid, options).run()  # finished: no-op
+    assert dump(crashed) == expected
+    blobs = sorted(p.name for p in (tmp_path / "crashed" / "blobs").rglob("oc10-*"))
+    assert blobs == sorted(p.name for p in (tmp_path / "clean" / "blobs").rglob("oc10-*"))
