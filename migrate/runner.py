@@ -221,6 +221,10 @@ class UserMigration:
 
     def _phase_nodes(self, storage: int) -> None:
         after = self._checkpoint(None, "nodes")
+        c = self.source.t.filecache.c
+        with self.source.engine.connect() as conn:
+            total = conn.execute(sa.select(sa.func.count()).where(
+                c.storage == storage, c.fileid > after)).scalar_one()
         done = 0
         for batch in self.source.rows(storage, after=after, batch=self.options.batch):
             wanted = [(row, place) for row in batch
@@ -236,7 +240,7 @@ class UserMigration:
             self._crash("nodes:committed")
             done += len(batch)
             if self._progress:
-                self._progress("nodes", done, 0)
+                self._progress("nodes", done, total)
 
     def _place(self, row: SourceRow) -> tuple[str, str] | None:
         """(area, path) of a row in the new stack, or None for rows that stay behind."""
@@ -269,9 +273,9 @@ class UserMigration:
                                  f"oc_filecache says {row.size} bytes, the file has "
                                  f"{info.size}: the file's size is taken")
                 size = info.size
-            if not checksum:
-                checksum = computed
-            elif computed and checksum != computed:
+            # oC10's value is kept verbatim, '' included (DESIGN invariant 8: what clients saw);
+            # the checksum computed on the way checks a stored one
+            if checksum and computed and checksum != computed:
                 self.report.note("checksum-mismatch", row.path,
                                  "the content differs from oc_filecache.checksum; the stored "
                                  "checksum is kept (clients compare it)")
@@ -334,8 +338,7 @@ class UserMigration:
                     continue
                 fileid, version_id = target
                 records.append(dict(fileid=fileid, version_id=version_id, size=blob[1].size,
-                                    etag=row.etag, checksum=row.checksum or (
-                                        blob[1].checksums.oc10() if blob[1].checksums else ""),
+                                    etag=row.etag, checksum=row.checksum,
                                     mimetype=row.mimetype, blob_id=blob[0]))
             with self.store.write(self.uid) as conn:
                 if records:
