@@ -231,8 +231,8 @@ def mimetype_for(name: str) -> str:
 
     Detection::detectPath: a version's `.v<digits>` and a part file's `.ocTransferId<n>.part`
     suffix are dropped, then only the text after the last dot counts, so `x.tar.gz` is
-    `application/x-gzip`: the table's `tar.gz`/`tar.bz2` keys are never reached by detectPath. Leading dots are dropped first, so
-    `.bashrc` has no extension.
+    `application/x-gzip`: the table's `tar.gz`/`tar.bz2` keys are never reached by detectPath.
+    Leading dots are dropped first, so `.bashrc` has no extension.
     """
     file_name = name.rstrip("/").rpartition("/")[2].lstrip(".")
     if "." in file_name:
