@@ -26,6 +26,19 @@ STORAGE_BYTES = Counter(
 BACKEND_UP = Gauge(
     "ocbridge_newstack_up", "1 while the new stack serves requests", registry=REGISTRY)
 
+MIGRATED_FILES = Counter(
+    "ocbridge_migrate_files_total", "Files and folders imported by migration jobs", ["phase"],
+    registry=REGISTRY)
+MIGRATED_BYTES = Counter(
+    "ocbridge_migrate_bytes_total", "Bytes of file content imported by migration jobs",
+    ["phase"], registry=REGISTRY)
+MIGRATION_FINDINGS = Counter(
+    "ocbridge_migrate_findings_total", "Things a migration job could not carry over as they were",
+    ["code"], registry=REGISTRY)
+MIGRATION_SECONDS = Histogram(
+    "ocbridge_migrate_user_seconds", "Wall time of one user's migration job", registry=REGISTRY,
+    buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600))
+
 
 def observe_request(method: str, status: int, seconds: float) -> None:
     label = method if method in _METHODS else "other"
@@ -35,6 +48,13 @@ def observe_request(method: str, status: int, seconds: float) -> None:
 
 def count_bytes(direction: str, n: int) -> None:
     STORAGE_BYTES.labels("in" if direction == "in" else "out").inc(n)
+
+
+def write_textfile(path: str) -> None:
+    """For one-shot commands: the metrics in node_exporter's textfile-collector format."""
+    from prometheus_client import write_to_textfile
+
+    write_to_textfile(path, REGISTRY)
 
 
 def exposition() -> tuple[bytes, str]:

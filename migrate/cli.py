@@ -149,10 +149,13 @@ def plan_command(config_file: Path | None, config_php: Path | None, max_cohort: 
               help="Parallel blob imports.")
 @click.option("--json", "json_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the per-user reports as JSON to this file.")
+@click.option("--metrics-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write Prometheus metrics (files, bytes, findings, durations) here at the "
+                   "end, for node_exporter's textfile collector.")
 @_friendly
 def run_command(config_file: Path | None, config_php: Path | None, users: tuple[str, ...],
                 cohort: int | None, phase: str, link_mode: str | None, workers: int,
-                json_file: Path | None) -> None:
+                json_file: Path | None, metrics_file: Path | None) -> None:
     """Copy users from ownCloud 10 into the new stack, keeping every id, etag, mtime,
     checksum, version, trash item, favorite, tag, comment and credential."""
     from bridge.cli import console as err_console
@@ -207,6 +210,10 @@ def run_command(config_file: Path | None, config_php: Path | None, users: tuple[
                                   f"{escape(message)}", highlight=False)
     finally:
         instance.close()
+        if metrics_file is not None:
+            from bridge.metrics import write_textfile
+
+            write_textfile(str(metrics_file))
     if json_file is not None:
         json_file.write_text(json.dumps(reports, indent=2, ensure_ascii=False) + "\n",
                              encoding="utf-8")

@@ -21,6 +21,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from bridge import metrics
 from bridge.errors import OcbridgeError
 from bridge.oc10.formats import parse_trash_name, parse_version_name
 from migrate.source import LegacySource, SourceRow
@@ -69,6 +70,7 @@ class MigrationReport:
 
     def note(self, code: str, path: str, message: str) -> None:
         self.findings.append((code, path, message))
+        metrics.MIGRATION_FINDINGS.labels(code).inc()
         log.warning("%s: %s %s: %s", self.uid, code, path, message)
 
     def to_json(self) -> str:
@@ -117,6 +119,7 @@ class UserMigration:
             self.report.note("no-home", "", "the user never logged in on ownCloud: no files; "
                              "the new stack makes an empty home")
         self.report.seconds = time.monotonic() - started
+        metrics.MIGRATION_SECONDS.observe(self.report.seconds)
         return self.report
 
     # -- identity and account ---------------------------------------------------------------------
@@ -237,6 +240,8 @@ class UserMigration:
                 self.store.insert_nodes(records, conn)
                 self._crash("nodes:rows-inserted")
                 self._save_checkpoint(conn, "nodes", batch[-1].fileid)
+            metrics.MIGRATED_FILES.labels("nodes").inc(len(records))
+            metrics.MIGRATED_BYTES.labels("nodes").inc(sum(b.size for _, b in blobs.values()))
             self._crash("nodes:committed")
             done += len(batch)
             if self._progress:
@@ -330,7 +335,7 @@ class UserMigration:
             wanted = [row for row in files if targets[row.fileid] is not None]
             blobs = self._import_blobs(wanted)
             self._crash("versions:blobs-copied")
-            records = []
+            records: list[dict[str, Any]] = []
             for row in wanted:
                 target = targets[row.fileid]
                 blob = blobs.get(row.fileid)
@@ -345,6 +350,8 @@ class UserMigration:
                     conn.execute(sa.insert(schema.versions), records)
                 self._save_checkpoint(conn, "versions", batch[-1].fileid)
             self.report.versions += len(records)
+            metrics.MIGRATED_FILES.labels("versions").inc(len(records))
+            metrics.MIGRATED_BYTES.labels("versions").inc(sum(int(r["size"]) for r in records))
 
     def _version_target(self, conn: Connection, row: SourceRow) -> tuple[int, int] | None:
         """(fileid, version id) of the file a version row belongs to, or None (a finding)."""
