@@ -8,36 +8,17 @@ it committed.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from bridge.oc10.formats import home_storage_id
-from bridge.oc10.mimetypes import DIR_MIMETYPE
+from newstack.legacy.filecache import FileCache, Row
 from newstack.legacy.instance import LegacyInstance, Mimetypes
 
-
-@dataclass(frozen=True)
-class SourceRow:
-    """One oc_filecache row of the user's home storage."""
-
-    fileid: int
-    path: str
-    parent: int
-    name: str
-    mimetype: str
-    size: int
-    mtime: int
-    etag: str
-    permissions: int
-    checksum: str
-    encrypted: int
-
-    @property
-    def is_dir(self) -> bool:
-        return self.mimetype == DIR_MIMETYPE
+#: a row of oc_filecache as the migration reads it
+SourceRow = Row
 
 
 class LegacySource:
@@ -46,6 +27,7 @@ class LegacySource:
         self.t = instance.tables
         self.engine = instance.engine
         self.mimetypes = Mimetypes(instance.tables)
+        self.cache = FileCache(instance.tables, self.mimetypes)
         with self.engine.connect() as conn:
             self.mimetypes.load(conn)
 
@@ -70,24 +52,17 @@ class LegacySource:
              where: Any = None) -> Iterator[list[SourceRow]]:
         """The storage's rows with fileid > `after`, in fileid order, `batch` at a time."""
         c = self.t.filecache.c
-        query = (sa.select(c.fileid, c.path, c.parent, c.name, c.mimetype, c.size, c.mtime,
-                           c.etag, c.permissions, c.checksum, c.encrypted)
-                 .where(c.storage == storage, c.fileid > after).order_by(c.fileid))
+        query = self.cache.select().where(c.storage == storage, c.fileid > after)
         if where is not None:
             query = query.where(where)
         with self.engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
-            names = self.mimetypes.names()
+            result = conn.execution_options(stream_results=True, yield_per=batch).execute(
+                query.order_by(c.fileid))
             for part in result.partitions(batch):
-                if any(r[4] not in names for r in part):
-                    with self.engine.connect() as other:
+                if any(r[5] not in self.mimetypes.names() for r in part):
+                    with self.engine.connect() as other:  # mimetypes made since
                         self.mimetypes.load(other)
-                    names = self.mimetypes.names()
-                yield [SourceRow(int(r[0]), r[1] or "", int(r[2]), r[3] or "",
-                                 names.get(r[4], "application/octet-stream"), int(r[5]),
-                                 int(r[6]), r[7] or "", int(r[8] or 0), r[9] or "",
-                                 int(r[10] or 0))
-                       for r in part]
+                yield self.cache.make_rows(None, part)
 
     def table_rows(self, table: sa.Table, where: Any) -> list[dict[str, Any]]:
         """Small per-user tables (accounts, tokens, groups, trash records...) in full."""

@@ -43,6 +43,8 @@ class Row:
     etag: str
     permissions: int
     checksum: str
+    #: 0, or the server-side encryption version (such files are not readable here)
+    encrypted: int = 0
 
     @property
     def is_dir(self) -> bool:
@@ -74,22 +76,31 @@ class FileCache:
         self.mimetypes = mimetypes
         c = self.t.c
         self._columns = (c.fileid, c.storage, c.path, c.parent, c.name, c.mimetype, c.size,
-                         c.mtime, c.storage_mtime, c.etag, c.permissions, c.checksum)
+                         c.mtime, c.storage_mtime, c.etag, c.permissions, c.checksum,
+                         c.encrypted)
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def _rows(self, conn: Connection, where: Any) -> list[Row]:
-        result = conn.execute(sa.select(*self._columns).where(where)).all()
+    def select(self) -> sa.Select[Any]:
+        """The columns a Row is made of (see `make_rows`)."""
+        return sa.select(*self._columns)
+
+    def make_rows(self, conn: Connection | None, result: Sequence[Any]) -> list[Row]:
+        """Rows from `select()` results, mimetype ids resolved (ones made since loaded through
+        `conn`; without it, the caller has loaded them)."""
         names = self.mimetypes.names()
-        if any(r[5] not in names for r in result):
+        if conn is not None and any(r[5] not in names for r in result):
             self.mimetypes.load(conn)
             names = self.mimetypes.names()
         return [
             Row(int(r[0]), int(r[1]), r[2] or "", int(r[3]), r[4] or "",
                 names.get(r[5], "application/octet-stream"), int(r[6]), int(r[7]),
-                int(r[8] or r[7]), r[9] or "", int(r[10] or 0), r[11] or "")
+                int(r[8] or r[7]), r[9] or "", int(r[10] or 0), r[11] or "", int(r[12] or 0))
             for r in result
         ]
+
+    def _rows(self, conn: Connection, where: Any) -> list[Row]:
+        return self.make_rows(conn, conn.execute(self.select().where(where)).all())
 
     def get(self, conn: Connection, storage: int, path: str) -> Row | None:
         c = self.t.c
