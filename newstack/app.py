@@ -264,7 +264,10 @@ def _count_storage_bytes(method: str, response: Response, environ: dict[str, Any
     if not environ.get("PATH_INFO", "").startswith("/remote.php/"):
         return
     if method == "GET" and response.status in (200, 206):
-        length = dict(response.headers).get("Content-Length")
+        length = None
+        for name, value in response.headers:  # the last one counts, as dict() would keep it
+            if name == "Content-Length":
+                length = value
         if length and length.isdigit():
             metrics.count_bytes("out", int(length))
     elif method == "PUT" and response.status in (201, 204):

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import quote, unquote, urlsplit
 
-from bridge.oc10.formats import oc_id, parse_checksums, rfc1123
+from bridge.oc10.formats import oc_id, parse_checksums
 from newstack.backend import (
     AlreadyExistsError,
     ConflictError,
@@ -34,6 +35,8 @@ COLLECTION_GET_BODY = (b"This is the WebDAV interface. It can only be accessed b
 _SECURE_TYPES = {"text/html": "text/plain", "text/javascript": "text/plain",
                  "application/xhtml+xml": "text/plain", "image/svg+xml": "text/plain"}
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+#: names that quote(name, safe="") leaves as they are
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 
 
 @dataclass(frozen=True)
@@ -90,13 +93,13 @@ def get(req: Request, target: Target, backend: FilesBackend, *, head: bool = Fal
     headers: Headers = [
         ("Content-Type", _SECURE_TYPES.get(node.mimetype, node.mimetype)),
         ("ETag", etag), ("OC-ETag", etag),
-        ("Last-Modified", rfc1123(node.mtime)),
+        ("Last-Modified", dav_props.http_date(node.mtime)),
         ("Content-Disposition", attachment_disposition(node.name)),
         ("X-Accel-Buffering", "no"),
         ("Accept-Ranges", "bytes"),
         ("OC-FileId", oc_id(node.fileid, backend.instance_id)),
     ]
-    sha1 = parse_checksums(node.checksum).get("SHA1")
+    sha1 = _sha1(node.checksum)
     if sha1:
         headers.append(("OC-Checksum", f"SHA1:{sha1}"))
     status, start, end = 200, 0, node.size
@@ -112,6 +115,12 @@ def get(req: Request, target: Target, backend: FilesBackend, *, head: bool = Fal
     if head or end == start:
         return Response(status, headers, [])
     return Response(status, headers, closing_iter(backend.read(target.uid, node, start, end)))
+
+
+@lru_cache(maxsize=4096)
+def _sha1(checksum: str) -> str | None:
+    """The SHA1 of a stored checksum string (cached: a file is downloaded again and again)."""
+    return parse_checksums(checksum).get("SHA1")
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -150,7 +159,7 @@ def _parse_range(value: str, size: int) -> tuple[int, int] | None:
 
 def attachment_disposition(name: str) -> str:
     """Content-Disposition of downloads, as ownCloud sends it for every client but IE."""
-    encoded = quote(name, safe="")
+    encoded = name if _UNRESERVED.fullmatch(name) else quote(name, safe="")
     return f"attachment; filename*=UTF-8''{encoded}; filename=\"{encoded}\""
 
 

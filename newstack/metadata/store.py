@@ -8,8 +8,10 @@ Hot path: the lookups every request makes (a node by path or id, a folder's chil
 a user's groups, an app password) use statements built once at import. On SQLite they run on
 the driver connection under the SQLAlchemy transaction (same snapshot, same write transaction),
 skipping SQLAlchemy's per-execution work, which costs several times the query itself; and the
-`lookup_*` methods and the admin reads without a `conn` run their one statement on a pooled
-driver connection without any transaction (one statement reads one snapshot). These statements
+`lookup_*` methods and the admin reads without a `conn` run their one statement without any
+transaction (one statement reads one snapshot) on one of the store's own reader connections,
+taken from the engine's pool once and kept (returned to no pool: a pool check-out and check-in
+cost more than the query; closed when the engine is disposed). These statements
 do not pass through engine events or `echo` logging. The per-listing annotation queries
 (`favorites`, `tags`, `comment_counts`, `dead_props`) stay on the Connection (one statement
 each, visible to events) with a plain `IN (?, …)` list on SQLite.
@@ -40,6 +42,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    event,
     func,
     insert,
     literal,
@@ -49,6 +52,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import NullPool, QueuePool
 
 from bridge.errors import OcbridgeError
 from bridge.oc10.formats import path_hash, uniqid
@@ -333,6 +337,12 @@ class UniqidClock:
 # The store
 
 
+def _close_all(connections: list[sqlite3.Connection], *_event_args: object) -> None:
+    """engine_disposed: close the store's reader connections along with the pool's."""
+    while connections:
+        connections.pop().close()
+
+
 def _changes_users[**P, R](method: Callable[P, R]) -> Callable[P, R]:
     """A MetadataStore method that changes users, groups or app passwords: the store's
     users_generation moves on once it is done (committed or not)."""
@@ -375,6 +385,12 @@ class MetadataStore:
         self._pool: list[int] = []
         self.uniqid = UniqidClock()
         self._sqlite = engine.dialect.name == "sqlite"
+        #: idle SQLite connections for `_single` (a LIFO stack; list pop/append are atomic);
+        #: only with pools that hand each thread its own connection (not :memory:'s)
+        self._readers: list[sqlite3.Connection] | None = None
+        if self._sqlite and isinstance(engine.pool, QueuePool | NullPool):
+            self._readers = []
+            event.listen(engine, "engine_disposed", functools.partial(_close_all, self._readers))
         self._generations = itertools.count(1)
         self._users_generation = 0
         if upgrade:
@@ -426,11 +442,24 @@ class MetadataStore:
 
     def _single(self, query: _Query, params: dict[str, Any]) -> Sequence[Any]:
         """Rows of one statement run on its own. A single statement reads one consistent
-        snapshot, so SQLite needs no transaction: it runs on a pooled driver connection in
-        autocommit mode (no SQLAlchemy Connection, no BEGIN/ROLLBACK); elsewhere in read()."""
+        snapshot, so SQLite needs no transaction: it runs on a driver connection in autocommit
+        mode (no SQLAlchemy Connection, no BEGIN/ROLLBACK); elsewhere in read()."""
         if not self._sqlite:
             with self.read() as conn:
                 return conn.execute(query.stmt, params).all()
+        readers = self._readers
+        if readers is not None:
+            try:
+                reader = readers.pop()
+            except IndexError:
+                reader = self._new_reader()
+            try:
+                rows = reader.execute(query.sql, params).fetchall()
+            except BaseException:
+                reader.close()
+                raise
+            readers.append(reader)
+            return rows
         pooled = self.engine.raw_connection()
         try:
             driver = pooled.driver_connection
@@ -438,6 +467,15 @@ class MetadataStore:
             return driver.execute(query.sql, params).fetchall()
         finally:
             pooled.close()
+
+    def _new_reader(self) -> sqlite3.Connection:
+        """A connection set up as the engine's (WAL, busy timeout, autocommit), no longer the
+        pool's: the pool may open another in its place."""
+        pooled = self.engine.raw_connection()
+        reader = pooled.driver_connection
+        assert isinstance(reader, sqlite3.Connection)
+        pooled.detach()
+        return reader
 
     # -- instance settings ------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from newstack.storage.base import (
 TMP_DIR = ".tmp"
 FICLONE = 0x40049409  # _IOW(0x94, 9, int) from linux/fs.h
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _FILE_MODE = 0o640
 _DIR_MODE = 0o750
 # errnos that mean "this way of importing does not work here", so "auto" tries the next way.
@@ -65,13 +66,28 @@ class PosixDriver:
 
     def open(self, blob_id: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         check_range(start, end)
-        self.stat(blob_id)  # raise now, not on the first next()
-        return self._read(blob_id, start, end)
+        check_blob_id(blob_id)
+        # one walk to the blob and an fstat of what was opened, rather than a stat and then a
+        # second walk to read: 5 syscalls fewer per GET, and the file checked is the file read
+        fd, size = self._open_regular(blob_id)
+        stop = size if end is None else min(end, size)
+        if 0 < start < stop:
+            try:
+                with _os_errors(blob_id):
+                    os.lseek(fd, start, os.SEEK_SET)
+            except BaseException:
+                os.close(fd)
+                raise
+        return _BlobChunks(fd, blob_id, stop - start)
 
     def stat(self, blob_id: str) -> BlobInfo:
         check_blob_id(blob_id)
-        with _os_errors(blob_id), self._leaf_dir(blob_id) as leaf:
-            st = os.stat(blob_id, dir_fd=leaf, follow_symlinks=False)
+        with _os_errors(blob_id):
+            leaf = self._open_leaf(blob_id)
+            try:
+                st = os.stat(blob_id, dir_fd=leaf, follow_symlinks=False)
+            finally:
+                os.close(leaf)
         if not stat.S_ISREG(st.st_mode):
             raise StorageError(errno.ELOOP, "blob path is not a regular file", blob_id)
         return BlobInfo(size=st.st_size)
@@ -128,19 +144,28 @@ class PosixDriver:
 
     # -- internals --------------------------------------------------------------------------------
 
-    def _read(self, blob_id: str, start: int, end: int | None) -> Iterator[bytes]:
-        with self._open_blob(blob_id) as file:
-            remaining = None if end is None else end - start
-            file.seek(start)
-            while remaining is None or remaining > 0:
-                want = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
-                with _os_errors(blob_id):
-                    chunk = file.read(want)
-                if not chunk:
-                    return
-                if remaining is not None:
-                    remaining -= len(chunk)
-                yield chunk
+    def _open_regular(self, blob_id: str) -> tuple[int, int]:
+        """(read-only fd, size) of the blob, which must be a regular file, not a symlink or a
+        FIFO (O_NONBLOCK: opening a FIFO planted in the root does not wait for a writer)."""
+        with _os_errors(blob_id):
+            leaf = self._open_leaf(blob_id)
+            try:
+                fd = os.open(blob_id, _READ_FLAGS, dir_fd=leaf)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    self.stat(blob_id)  # says "not a regular file" for a symlink, socket...
+                raise
+            finally:
+                os.close(leaf)
+            try:
+                st = os.fstat(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise StorageError(errno.ELOOP, "blob path is not a regular file", blob_id)
+        return fd, st.st_size
 
     @contextlib.contextmanager
     def _open_blob(self, blob_id: str) -> Iterator[BinaryIO]:
@@ -247,6 +272,14 @@ class PosixDriver:
     @contextlib.contextmanager
     def _leaf_dir(self, blob_id: str, create: bool = False) -> Iterator[int]:
         """An fd of the blob's fan-out directory, reached without following any symlink."""
+        fd = self._open_leaf(blob_id, create)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _open_leaf(self, blob_id: str, create: bool = False) -> int:
+        """`_leaf_dir` as a plain fd, which the caller closes."""
         padded = blob_id.ljust(4, "_")
         fd = os.open(self.root, _DIR_FLAGS)
         try:
@@ -261,9 +294,50 @@ class PosixDriver:
                     child = os.open(name, _DIR_FLAGS, dir_fd=fd)
                 os.close(fd)
                 fd = child
-            yield fd
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
+        return fd
+
+
+class _BlobChunks:
+    """The chunks of an open blob (at most CHUNK_SIZE each); owns the fd and closes it at the
+    end, on close() or when dropped. Reads exactly the bytes asked for: no 1 MiB buffer is
+    allocated for a 4 KB file."""
+
+    __slots__ = ("_fd", "_blob_id", "_remaining")
+
+    def __init__(self, fd: int, blob_id: str, length: int) -> None:
+        self._fd = fd
+        self._blob_id = blob_id
+        self._remaining = length
+
+    def __iter__(self) -> _BlobChunks:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._remaining <= 0 or self._fd < 0:
+            self.close()
+            raise StopIteration
+        try:
+            chunk = os.read(self._fd, min(CHUNK_SIZE, self._remaining))
+        except OSError as exc:
+            self.close()
+            with _os_errors(self._blob_id):
+                raise exc from None
+        if not chunk:  # shorter than its size said: end here, as reading to EOF did
+            self.close()
+            raise StopIteration
+        self._remaining -= len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
 
 
 @contextlib.contextmanager

@@ -320,3 +320,33 @@ def test_fan_out_path_that_is_a_file_is_refused(driver: PosixDriver) -> None:
     with pytest.raises(StorageError) as raised:
         driver.put("zzzz", [b"x"])
     assert not isinstance(raised.value, BlobNotFoundError)
+
+
+def test_a_fifo_in_place_of_a_blob_is_refused_without_waiting(driver: PosixDriver) -> None:
+    (driver.root / "fi" / "fo").mkdir(parents=True)
+    os.mkfifo(driver.root / "fi" / "fo" / "fifo")  # opening it for reading would block
+    with pytest.raises(StorageError, match="regular file"):
+        driver.open("fifo")
+    with pytest.raises(StorageError, match="regular file"):
+        driver.stat("fifo")
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_reading_leaves_no_file_descriptor_open(driver: PosixDriver) -> None:
+    blob_id = new_id()
+    driver.put(blob_id, [random_bytes(3 * 1024 * 1024, seed=9)])
+    before = open_fds()
+    assert len(b"".join(driver.open(blob_id))) == 3 * 1024 * 1024
+    assert b"".join(driver.open(blob_id, 10, 20)) == read_all(driver, blob_id)[10:20]
+    driver.open(blob_id)  # never iterated: closed when dropped
+    chunks = driver.open(blob_id)
+    next(chunks)
+    close = getattr(chunks, "close", None)
+    assert close is not None
+    close()
+    with pytest.raises(StopIteration):
+        next(chunks)
+    assert open_fds() == before
