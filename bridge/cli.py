@@ -248,7 +248,7 @@ def serve_group() -> None:
               help="Data directory (overrides newstack.data_dir).")
 @click.option("--workers", type=click.IntRange(min=1),
               help="Worker processes (overrides newstack.workers).")
-@click.option("--threads", type=click.IntRange(min=1), default=4, show_default=True,
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
               help="Threads per worker process.")
 @_friendly_errors
 def serve_newstack(config_file: Path | None, listen: str | None, data: Path | None,
@@ -484,6 +484,119 @@ def groups_remove_member(gid: str, uid: str, config_file: Path | None, data: Pat
 
     service.open_store(_settings(config_file, data=data)).remove_member(gid, uid)
     click.echo(f"{uid} is no longer in {gid}")
+
+
+# ---------------------------------------------------------------------------------------------
+# proxy, route
+
+@main.command("proxy")
+@_CONFIG_OPTION
+@click.option("--listen", help="HOST:PORT to bind (overrides proxy.listen).")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Worker processes (overrides proxy.workers).")
+@_friendly_errors
+def proxy_command(config_file: Path | None, listen: str | None, workers: int | None) -> None:
+    """Run the per-user routing proxy in front of ownCloud 10 and the new stack."""
+    import dataclasses
+    import logging
+
+    from bridge.store import BridgeStore
+    from newstack.server import parse_listen
+    from proxy.directory import LegacyDirectory
+    from proxy.server import problems, serve
+
+    settings = _settings(config_file)
+    if listen is not None:
+        settings = dataclasses.replace(
+            settings, proxy=dataclasses.replace(settings.proxy, listen=listen))
+    wrong = config_mod.validate(settings) + problems(settings)
+    if wrong:
+        raise ConfigError(wrong, "proxy settings")
+    # fail here, before forking, on a bad store or ownCloud database
+    BridgeStore.from_settings(settings).close()
+    LegacyDirectory.from_settings(settings).close()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    host, port = parse_listen(settings.proxy.listen)
+
+    def ready(url: str) -> None:
+        console.print(f"proxy on [bold]{url}[/] -> legacy {settings.proxy.legacy_url}, "
+                      f"new {settings.proxy.newstack_url}", highlight=False)
+
+    serve(settings, host, port, workers or settings.proxy.workers, ready)
+
+
+@main.group("route")
+def route_group() -> None:
+    """Show or change which stack serves each user."""
+
+
+@route_group.command("show")
+@click.argument("uid", required=False)
+@_CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True)
+@_friendly_errors
+def route_show(uid: str | None, config_file: Path | None, as_json: bool) -> None:
+    """Show the routing of UID (or of every user with a routing row) and the proxies' acks."""
+    from bridge.store import BridgeStore
+
+    settings = _settings(config_file)
+    store = BridgeStore.from_settings(settings)
+    try:
+        epoch, rows = store.routes()
+        status = store.ack_status(epoch)
+    finally:
+        store.close()
+    if uid is not None:
+        rows = [r for r in rows if r.uid == uid]
+    default = settings.proxy.default_stack
+    if as_json:
+        click.echo(json.dumps({
+            "epoch": epoch, "default_stack": default,
+            "users": [{"uid": r.uid, "state": r.state, "stack": r.stack, "epoch": r.epoch}
+                      for r in rows] or ([{"uid": uid, "state": None, "stack": default}]
+                                         if uid else []),
+            "proxies": [{"proxy_id": p.proxy_id, "epoch": p.epoch, "draining": p.draining,
+                         "acked": p in status.acked} for p in status.acked + status.waiting],
+        }, indent=2))
+        return
+    click.echo(f"routing epoch {epoch}; users without a row go to the {default} stack")
+    if uid is not None and not rows:
+        click.echo(f"{uid}: no routing row ({default} stack)")
+    table = Table("uid", "state", "stack", "changed at epoch")
+    for r in rows:
+        table.add_row(r.uid, r.state, r.stack, str(r.epoch))
+    if rows:
+        Console().print(table)
+    live = status.acked + status.waiting
+    click.echo(f"{len(live)} live prox{'y' if len(live) == 1 else 'ies'}, "
+               f"{len(status.waiting)} not yet at epoch {epoch}")
+
+
+@route_group.command("set")
+@click.argument("uid")
+@click.argument("state", type=click.Choice(["legacy", "new", "frozen"]))
+@_CONFIG_OPTION
+@click.option("--wait", type=click.FloatRange(min=0), default=10, show_default=True,
+              help="Seconds to wait for every live proxy to apply the change.")
+@_friendly_errors
+def route_set(uid: str, state: str, config_file: Path | None, wait: float) -> None:
+    """Route UID to the legacy or new stack, or freeze its writes (reads stay on its stack)."""
+    from bridge.store import BridgeStore
+
+    store = BridgeStore.from_settings(_settings(config_file))
+    try:
+        row = store.set_state(uid, state)
+        status = store.wait_for_acks(row.epoch, wait)
+    finally:
+        store.close()
+    click.echo(f"{uid}: {row.state} on the {row.stack} stack (epoch {row.epoch})")
+    if not status.complete:
+        waiting = ", ".join(f"{p.proxy_id} (at {p.epoch}, {p.draining} write(s) draining)"
+                            for p in status.waiting)
+        raise click.ClickException(f"not every proxy applied epoch {row.epoch} within {wait}s: "
+                                   f"{waiting}")
+    click.echo(f"applied by {len(status.acked)} live prox"
+               f"{'y' if len(status.acked) == 1 else 'ies'}")
 
 
 main.add_command(migrate_group)

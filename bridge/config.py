@@ -59,7 +59,11 @@ class NewstackSettings:
     """The new stack: WebDAV and ownCloud 10 API over a metadata service and a storage driver."""
 
     listen: str = _doc("HOST:PORT the new stack's HTTP server binds.", default="127.0.0.1:8200")
-    workers: int = _doc("Worker processes of the new stack.", default=1)
+    workers: int = _doc(
+        "Worker processes of the new stack; threads in one process share one GIL, so small "
+        "requests are served best by 2 processes of 2 threads on 2 cores (docs/benchmarks.md).",
+        default=2,
+    )
     data_dir: Path = _doc(
         "Directory for the embedded metadata database and POSIX blobs.",
         default=Path("ocbridge-data"),
@@ -120,6 +124,30 @@ class ProxySettings:
     )
     freeze_status: Literal[423, 503] = _doc(
         "Answer to writes of frozen users: 423 Locked or 503 with Retry-After.", default=423
+    )
+    retry_after: int = _doc(
+        "Seconds in the Retry-After header of a 503 answer to a frozen user's write.", default=30
+    )
+    default_stack: Literal["legacy", "new"] = _doc(
+        "Stack of requests with no known user (anonymous, unknown link) and of users without "
+        "a routing row.", default="legacy"
+    )
+    connect_timeout: int = _doc(
+        "Seconds to wait for a backend to accept a connection (then 504).", default=5
+    )
+    read_timeout: int = _doc(
+        "Seconds a backend may stay silent while the proxy waits for its response or the "
+        "next part of its body (then 504, or the connection is cut mid-body).", default=300
+    )
+    refresh_ms: int = _doc(
+        "How often each proxy process polls the routing epoch (milliseconds).", default=250
+    )
+    lookup_cache_seconds: int = _doc(
+        "How long login names, app passwords, OAuth2 tokens and link tokens resolved from the "
+        "ownCloud database are cached per proxy process.", default=30
+    )
+    cookie_max_age: int = _doc(
+        "Lifetime of the signed routing cookie in seconds.", default=7 * 24 * 3600
     )
 
 

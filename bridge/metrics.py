@@ -39,6 +39,43 @@ MIGRATION_SECONDS = Histogram(
     "ocbridge_migrate_user_seconds", "Wall time of one user's migration job", registry=REGISTRY,
     buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600))
 
+PROXY_REQUESTS = Counter(
+    "ocbridge_proxy_requests_total", "Requests through the routing proxy",
+    ["stack", "reason", "status_class"], registry=REGISTRY)
+PROXY_LATENCY = Histogram(
+    "ocbridge_proxy_request_seconds", "Proxy time to the start of the response", ["stack"],
+    registry=REGISTRY,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+PROXY_IDENTITIES = Counter(
+    "ocbridge_proxy_identities_total", "Requests by the source that identified their user",
+    ["source"], registry=REGISTRY)
+PROXY_CONFLICTS = Counter(
+    "ocbridge_proxy_identity_conflicts_total",
+    "Requests whose identity sources named different users (the first source wins)",
+    ["winner", "loser"], registry=REGISTRY)
+PROXY_FROZEN = Counter(
+    "ocbridge_proxy_frozen_writes_total", "Writes of frozen users refused by the proxy",
+    registry=REGISTRY)
+PROXY_BACKEND_ERRORS = Counter(
+    "ocbridge_proxy_backend_errors_total", "Backend failures answered by the proxy",
+    ["stack", "kind"], registry=REGISTRY)
+PROXY_BYTES = Counter(
+    "ocbridge_proxy_bytes_total", "Body bytes through the proxy", ["stack", "direction"],
+    registry=REGISTRY)
+PROXY_EPOCH = Gauge(
+    "ocbridge_proxy_routing_epoch", "Routing epoch this proxy process routes by",
+    registry=REGISTRY)
+PROXY_USERS = Gauge(
+    "ocbridge_proxy_users", "Users in the routing table by state", ["state"], registry=REGISTRY)
+
+
+def observe_proxy(stack: str, reason: str, status: int, seconds: float, bytes_in: int,
+                  bytes_out: int) -> None:
+    PROXY_REQUESTS.labels(stack, reason, f"{status // 100}xx").inc()
+    PROXY_LATENCY.labels(stack).observe(seconds)
+    PROXY_BYTES.labels(stack, "in").inc(bytes_in)
+    PROXY_BYTES.labels(stack, "out").inc(bytes_out)
+
 
 def observe_request(method: str, status: int, seconds: float) -> None:
     label = method if method in _METHODS else "other"

@@ -119,6 +119,13 @@ legacy_url = "http://oc10:80"
 newstack_url = "http://new:9200"
 cookie_secret = "s3cr3t"
 freeze_status = 503
+retry_after = 60
+default_stack = "new"
+connect_timeout = 2
+read_timeout = 60
+refresh_ms = 100
+lookup_cache_seconds = 5
+cookie_max_age = 3600
 
 [bridge]
 store_url = "sqlite:////var/lib/ocbridge/bridge.db"
@@ -148,6 +155,8 @@ def test_a_full_file_round_trips(tmp_path: Path) -> None:
         proxy=ProxySettings(
             listen="[::1]:443", workers=2, legacy_url="http://oc10:80",
             newstack_url="http://new:9200", cookie_secret="s3cr3t", freeze_status=503,
+            retry_after=60, default_stack="new", connect_timeout=2, read_timeout=60,
+            refresh_ms=100, lookup_cache_seconds=5, cookie_max_age=3600,
         ),
         bridge=config.BridgeSettings(store_url="sqlite:////var/lib/ocbridge/bridge.db"),
     )

@@ -1,0 +1,323 @@
+"""The proxy as an ASGI app: each request goes through the stages of `handle`, in order:
+identify → route → freeze → forward → log and count.
+
+The routing view (proxy/view.py) and the backend pools live for the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any, Final
+from urllib.parse import parse_qs
+
+from bridge import metrics
+from bridge.config import Settings
+from bridge.store import BridgeStore
+from proxy.directory import LegacyDirectory
+from proxy.errors import ProxyAnswer, refused, sabre_body
+from proxy.forward import Backend, Exchange, Receive, Scope, Send, forward, send_answer
+from proxy.freeze import frozen_answer, is_write
+from proxy.identify import (
+    COOKIE_NAME,
+    Identity,
+    Lookups,
+    RequestFacts,
+    cookie_values,
+    identify,
+    is_login_form,
+    queries,
+    read_claims,
+    sign_cookie,
+    verify_cookie,
+    with_login_form,
+)
+from proxy.route import Decision, route
+from proxy.view import ViewKeeper
+
+log = logging.getLogger("ocbridge.proxy")
+access_log = logging.getLogger("ocbridge.proxy.access")
+
+#: a login form body larger than this is forwarded unread (and routed without its user name)
+LOGIN_FORM_LIMIT: Final = 16 * 1024
+_LINK_IN_PATH = re.compile(r"(/s/|/public-files/)[^/]+")
+_LOOPBACK: Final = ("127.0.0.1", "::1")
+
+
+class ProxyApp:
+    """The routing proxy; build it in the process that serves it (after any fork)."""
+
+    def __init__(self, settings: Settings, *, store: BridgeStore | None = None,
+                 directory: LegacyDirectory | None = None) -> None:
+        self.settings = settings
+        self._store = store
+        self._directory = directory
+        #: what the app opened itself it also closes
+        self._owns_store = store is None
+        self._owns_directory = directory is None
+        p = settings.proxy
+        self.backends = {
+            "legacy": Backend("legacy", p.legacy_url, connect_timeout=p.connect_timeout,
+                              read_timeout=p.read_timeout),
+            "new": Backend("new", p.newstack_url, connect_timeout=p.connect_timeout,
+                           read_timeout=p.read_timeout),
+        }
+        self.keeper: ViewKeeper | None = None
+        self.cookie_key = b""
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifespan ---------------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        settings = self.settings
+        if self._store is None:
+            self._store = await asyncio.to_thread(BridgeStore.from_settings, settings)
+        if self._directory is None:
+            self._directory = await asyncio.to_thread(LegacyDirectory.from_settings, settings)
+        store = self._store
+        secret = settings.proxy.cookie_secret or await asyncio.to_thread(
+            store.secret, "proxy_cookie")
+        self.cookie_key = secret.encode("utf-8")
+        keeper = ViewKeeper(store, default_stack=settings.proxy.default_stack,
+                            refresh_seconds=settings.proxy.refresh_ms / 1000)
+        await asyncio.to_thread(keeper.load)
+        self.keeper = keeper
+        for backend in self.backends.values():
+            await backend.start()
+        await keeper.step()
+        self._task = asyncio.create_task(keeper.run())
+        log.info("proxy %s routing by epoch %d", keeper.proxy_id, keeper.view.epoch)
+
+    async def shutdown(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        for backend in self.backends.values():
+            await backend.close()
+        if self.keeper is not None:
+            await asyncio.to_thread(self.keeper.close)
+        if self._owns_store and self._store is not None:
+            self._store.close()
+            self._store = None
+        if self._owns_directory and self._directory is not None:
+            self._directory.close()
+            self._directory = None
+
+    @property
+    def directory(self) -> LegacyDirectory:
+        assert self._directory is not None
+        return self._directory
+
+    # -- ASGI -------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self.handle(scope, receive, send)
+        # websockets: ownCloud 10 has none; uvicorn closes what the app does not accept
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("proxy start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """One request, stage by stage."""
+        started = time.perf_counter()
+        keeper = self.keeper
+        assert keeper is not None
+        method: str = scope["method"]
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+        if raw_path == b"/metrics" and _from_loopback(scope):
+            await _metrics(send)
+            return
+        exchange = Exchange()
+
+        # identify
+        facts = RequestFacts(method, raw_path, scope["headers"])
+        claims = read_claims(facts, self.cookie_key, time.time())
+        prefix: bytes | None = None
+        if claims.credential is None and is_login_form(method, raw_path):
+            prefix, login = await _read_login_form(scope, receive)
+            claims = with_login_form(claims, login)
+        wanted = queries(claims, self.directory.secret)
+        lookups = Lookups()
+        if wanted:
+            cached = self.directory.cached(wanted)
+            if cached is not None:
+                lookups = cached
+            else:
+                try:
+                    lookups = await asyncio.to_thread(self.directory.resolve, wanted)
+                except Exception:
+                    # routing without knowing the user could send a write to the wrong stack
+                    log.exception("cannot read the ownCloud database to identify a request")
+                    answer = ProxyAnswer(503, sabre_body(
+                        "Sabre\\DAV\\Exception\\ServiceUnavailable",
+                        "The user directory is not reachable"), (("Retry-After", "10"),))
+                    await send_answer(send, answer, exchange)
+                    exchange.error = "directory"
+                    self._done(scope, started, None, None, exchange, False)
+                    return
+        identity = identify(claims, lookups, strict_login=self.directory.strict_login)
+        if identity.refusal is not None:
+            await send_answer(send, refused(identity.refusal.status, identity.refusal.message),
+                              exchange)
+            exchange.error = "refused"
+            self._done(scope, started, identity, None, exchange, False)
+            return
+
+        # route
+        decision = route(identity, keeper.view)
+
+        # freeze
+        write = is_write(method, raw_path)
+        if write and decision.frozen:
+            p = self.settings.proxy
+            await send_answer(send, frozen_answer(p.freeze_status, p.retry_after), exchange)
+            exchange.error = "frozen"
+            metrics.PROXY_FROZEN.inc()
+            self._done(scope, started, identity, decision, exchange, write)
+            return
+
+        # forward
+        uid = decision.uid
+        counted = write and uid is not None
+        if counted:
+            assert uid is not None
+            keeper.write_started(uid, decision.epoch)
+        try:
+            await forward(self.backends[decision.stack], scope, receive, send, exchange,
+                          prefix=prefix, extra_headers=self._cookie_setter(scope, identity))
+        finally:
+            if counted:
+                assert uid is not None
+                keeper.write_finished(uid, decision.epoch)
+            self._done(scope, started, identity, decision, exchange, write)
+
+    def _cookie_setter(self, scope: Scope, identity: Identity
+                       ) -> Callable[[int], list[tuple[bytes, bytes]]] | None:
+        """Set the signed routing cookie after a successful request identified by a credential,
+        unless the client already holds one for that user with more than half its life left."""
+        uid = identity.uid
+        if not identity.credential or uid is None:
+            return None
+        max_age = self.settings.proxy.cookie_max_age
+        now = time.time()
+        for value in cookie_values(scope["headers"]):
+            held = verify_cookie(value, self.cookie_key, now)
+            if held is not None and held[0] == uid and held[1] - now > max_age / 2:
+                return None
+        secure = "; Secure" if scope.get("scheme") == "https" else ""
+
+        def extra(status: int) -> list[tuple[bytes, bytes]]:
+            if status >= 400:
+                return []
+            value = sign_cookie(uid, self.cookie_key, int(now) + max_age)
+            cookie = (f"{COOKIE_NAME}={value}; Path=/; Max-Age={max_age}; HttpOnly; "
+                      f"SameSite=Lax{secure}")
+            return [(b"set-cookie", cookie.encode("ascii"))]
+
+        return extra
+
+    # -- log and count ----------------------------------------------------------------------------
+
+    def _done(self, scope: Scope, started: float, identity: Identity | None,
+              decision: Decision | None, exchange: Exchange, write: bool) -> None:
+        seconds = time.perf_counter() - started
+        stack = decision.stack if decision else "none"
+        reason = decision.reason if decision else "refused"
+        if identity is not None:
+            metrics.PROXY_IDENTITIES.labels(identity.source).inc()
+            for source, _uid in identity.conflicts:
+                metrics.PROXY_CONFLICTS.labels(identity.source, source).inc()
+        if exchange.error in ("timeout", "refused", "failed") or exchange.error.startswith(
+                "body-"):
+            metrics.PROXY_BACKEND_ERRORS.labels(stack, exchange.error.split("-")[0]).inc()
+        metrics.observe_proxy(stack, reason, exchange.status, seconds, exchange.bytes_in,
+                              exchange.bytes_out)
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+        client = scope.get("client")
+        line: dict[str, Any] = {
+            "method": scope["method"],
+            "path": _LINK_IN_PATH.sub(r"\1…", raw_path.decode("latin-1")),
+            "status": exchange.status,
+            "stack": stack,
+            "reason": reason,
+            "source": identity.source if identity else "",
+            "uid": identity.uid if identity else None,
+            "epoch": decision.epoch if decision else None,
+            "write": write,
+            "bytes_in": exchange.bytes_in,
+            "bytes_out": exchange.bytes_out,
+            "ms": round(seconds * 1000, 1),
+            "upstream_ms": round(exchange.upstream_seconds * 1000, 1),
+            "client": client[0] if client else None,
+        }
+        if exchange.error:
+            line["error"] = exchange.error
+        if identity is not None and identity.conflicts:
+            line["conflicts"] = [{"source": s, "uid": u} for s, u in identity.conflicts]
+        if identity is not None and identity.ambiguous:
+            line["ambiguous_login"] = True
+        access_log.info(json.dumps(line, ensure_ascii=False))
+
+
+def _from_loopback(scope: Scope) -> bool:
+    client = scope.get("client")
+    return client is not None and client[0] in _LOOPBACK
+
+
+async def _metrics(send: Send) -> None:
+    body, content_type = metrics.exposition()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", content_type.encode()),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_login_form(scope: Scope, receive: Receive) -> tuple[bytes | None, str | None]:
+    """(body, user field) of a small urlencoded login form; (None, None) when the body is not
+    one (then it is streamed unread)."""
+    headers = {k.lower(): v for k, v in scope["headers"]}
+    content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+    length = headers.get(b"content-length", b"")
+    if content_type != b"application/x-www-form-urlencoded" or not length.isdigit():
+        return None, None
+    if int(length) > LOGIN_FORM_LIMIT:
+        return None, None
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"".join(chunks), None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    try:
+        users = parse_qs(body.decode("utf-8"), keep_blank_values=True).get("user")
+    except (UnicodeDecodeError, ValueError):
+        return body, None
+    return body, users[0] if users and len(users) == 1 else None

@@ -1,0 +1,83 @@
+"""The directory against real ownCloud 10 fixture databases: every credential of the manifest
+resolves to its user through read_claims → queries → LegacyDirectory → identify."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bridge.config import LegacySettings, Settings
+from fixtures.manifest import Manifest
+from proxy.directory import LegacyDirectory
+from proxy.identify import Identity, RequestFacts, identify, queries, read_claims
+from tests.fixtures.test_instances import build
+
+KEY = b"k" * 32
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def instance(request: pytest.FixtureRequest, tmp_path: Path) -> Manifest:
+    url = "sqlite" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    return build(tmp_path, url, "small")
+
+
+@pytest.fixture
+def directory(instance: Manifest) -> Iterator[LegacyDirectory]:
+    found = LegacyDirectory.from_settings(
+        Settings(legacy=LegacySettings(config_php=Path(instance.config_php))))
+    yield found
+    found.close()
+
+
+def who(directory: LegacyDirectory, path: str, authorization: bytes | None = None) -> Identity:
+    headers = [(b"authorization", authorization)] if authorization else []
+    claims = read_claims(RequestFacts("PROPFIND", path.encode(), headers), KEY, 0)
+    wanted = queries(claims, directory.secret)
+    lookups = directory.resolve(wanted)
+    assert directory.cached(wanted) == lookups  # the second time without the database
+    return identify(claims, lookups, strict_login=directory.strict_login)
+
+
+def basic(user: str, password: str) -> bytes:
+    return b"Basic " + base64.b64encode(f"{user}:{password}".encode())
+
+
+def test_every_credential_of_the_fixture_resolves(instance: Manifest,
+                                                  directory: LegacyDirectory) -> None:
+    checked = {"basic": 0, "app-password": 0, "bearer": 0, "email": 0, "link": 0}
+    emails = [u["email"].lower() for u in instance.users if u["email"]]
+    for user in instance.users:
+        uid = user["uid"]
+        for login in (uid, uid.upper()):
+            identity = who(directory, "/remote.php/webdav/", basic(login, "wrong password"))
+            assert (identity.uid, identity.source) == (uid, "basic"), login
+            checked["basic"] += 1
+        if user["email"] and emails.count(user["email"].lower()) == 1:
+            identity = who(directory, "/", basic(user["email"].upper(), "pw"))
+            assert (identity.uid, identity.source) == (uid, "email")
+            checked["email"] += 1
+        for app in user["app_passwords"]:
+            identity = who(directory, "/", basic(app["login_name"], app["token"]))
+            assert (identity.uid, identity.source) == (uid, "app-password"), app
+            token = who(directory, "/", b"token " + app["token"].encode())
+            assert (token.uid, token.source) == (uid, "token")
+            checked["app-password"] += 1
+        for grant in user["oauth"]:
+            identity = who(directory, "/", b"Bearer " + grant["access_token"].encode())
+            assert (identity.uid, identity.source) == (uid, "bearer")
+            checked["bearer"] += 1
+    for link in instance.links():
+        for path in (f"/s/{link['token']}", f"/remote.php/dav/public-files/{link['token']}/"):
+            identity = who(directory, path)
+            assert (identity.uid, identity.source) == (link["owner"], "link")
+        identity = who(directory, "/public.php/webdav/", basic(link["token"], "x"))
+        assert (identity.uid, identity.source) == (link["owner"], "link")
+        checked["link"] += 1
+    assert all(checked.values()), checked
+    # unknown things name nobody
+    assert who(directory, "/", basic("nobody-here", "pw")).uid is None
+    assert who(directory, "/", b"Bearer " + b"x" * 64).uid is None
+    assert who(directory, "/s/NoSuchLinkToken").uid is None
