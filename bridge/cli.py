@@ -184,9 +184,13 @@ def _print_fixture_summary(manifest: Manifest, stats: BuildStats, as_json: bool)
 def demo(demo_dir: Path, profile: str, seed: int) -> None:
     """Run ocbridge on embedded defaults (SQLite, POSIX, loopback).
 
-    Builds an ownCloud 10 instance in DIR/legacy and prints who can log in. Serving,
-    migrating and cutting over are added to the demo as those parts of ocbridge land.
+    Builds an ownCloud 10 instance in DIR/legacy, plans the migration, migrates the first
+    cohort into a new stack in DIR/new, verifies every migrated user (the cutover gate) and
+    prints how to serve both stacks behind the routing proxy. The cutover itself (freeze,
+    final delta, flip) joins the demo with the control plane.
     """
+    import shutil
+
     from fixtures.builder import build_instance
     from fixtures.manifest import MANIFEST_NAME
     from fixtures.profiles import get_profile
@@ -202,6 +206,74 @@ def demo(demo_dir: Path, profile: str, seed: int) -> None:
         manifest, stats = build_instance(instance, "sqlite", get_profile(profile), seed,
                                          replace=replace, progress=report)
     _print_fixture_summary(manifest, stats, as_json=False)
+
+    # the new stack starts empty on every run: the demo's instance was just rebuilt
+    new_dir = demo_dir / "new"
+    shutil.rmtree(new_dir, ignore_errors=True)
+    config_file = demo_dir / "ocbridge.toml"
+    config_file.write_text(
+        "# written by `ocbridge demo`\n"
+        f'[legacy]\nconfig_php = "{Path(manifest.config_php).resolve()}"\n'
+        'listen = "127.0.0.1:8300"\n'
+        f'[newstack]\ndata_dir = "{new_dir.resolve()}"\nlisten = "127.0.0.1:8200"\n'
+        '[proxy]\nlisten = "127.0.0.1:8100"\n', encoding="utf-8")
+    _demo_migration(config_file, manifest)
+
+
+def _demo_migration(config_file: Path, manifest: Any) -> None:
+    from migrate.plan import build_plan
+    from migrate.runner import UserMigration
+    from migrate.source import LegacySource
+    from migrate.verify import compare_backends
+    from newstack.legacy.backend import Oc10Backend
+    from newstack.legacy.instance import open_instance
+    from newstack.service import open_newstack
+
+    out = Console()  # the demo's story goes to standard output, like the fixture summary
+    settings = config_mod.load_settings(config_file)
+    legacy = open_instance(Path(manifest.config_php))
+    try:
+        plan = build_plan(legacy)
+        ready = {u.uid for u in plan.users if u.verdict != "blocked"}
+        cohort = next((c for c in plan.cohorts if set(c.members) <= ready), None)
+        if cohort is None:
+            out.print("no cohort is ready to move; see `ocbridge migrate plan`")
+            return
+        stack = open_newstack(settings)
+        source = LegacySource(legacy)
+        out.print(f"\n[bold]migrating cohort {cohort.index}[/]: {', '.join(cohort.members)}")
+        for uid in cohort.members:
+            report = UserMigration(source, stack.store, stack.driver, uid).run()
+            out.print(f"  {uid}: {report.files} files, {report.folders} folders, "
+                          f"{report.versions} versions, {report.trash_items} trash items in "
+                          f"{report.seconds:.2f} s", highlight=False)
+        new = open_newstack(settings).backend  # as it starts now: with the instance's identity
+        old = Oc10Backend(open_instance(Path(manifest.config_php)))
+        try:
+            out.print("[bold]verifying[/] (everything a client sees, legacy against new):")
+            for uid in cohort.members:
+                gate = compare_backends(old, new, uid, content="bytes")
+                other = {f: n for f, n in gate.fields.items() if f != "extras share_types"}
+                verdict = "[green]identical[/]" if not other else f"[red]{other}[/]"
+                shares = gate.fields.get("extras share_types", 0)
+                note = (f" (except oc:share-types on {shares} nodes: sharing moves with "
+                        "issue 7)") if shares else ""
+                out.print(f"  {uid}: {verdict}{note}", highlight=False)
+        finally:
+            old.close()
+    finally:
+        legacy.close()
+    click.echo(
+        "\nnext: serve both stacks and the proxy (each in its own terminal), route "
+        "the migrated users to the new stack, and point a client at the proxy:\n"
+        f"  ocbridge serve legacy --config {config_file}\n"
+        f"  ocbridge serve newstack --config {config_file}\n"
+        f"  ocbridge proxy --config {config_file}\n"
+        + "".join(f"  ocbridge route set {uid} new --config {config_file}\n"
+                  for uid in cohort.members)
+        + f"  touch exclude.lst; owncloudcmd --exclude exclude.lst -u {cohort.members[0]} "
+        f"-p <{cohort.members[0]}'s password above> ./{cohort.members[0]}-sync "
+        "http://127.0.0.1:8100")
 
 
 # ---------------------------------------------------------------------------------------------
