@@ -1,7 +1,6 @@
 """Answers the proxy gives itself, in the body format of ownCloud 10's Sabre errors.
 
-The format is newstack/dav/errors.py's `sabre_error_body` (a pretty-printed DOM document);
-the proxy does not import newstack, so the few lines are repeated here.
+The bodies come from bridge/oc10/sabre.py, which the new stack's own errors use too.
 """
 
 from __future__ import annotations
@@ -9,22 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-CONTENT_TYPE: Final = "application/xml; charset=utf-8"
+from bridge.oc10 import sabre
+
+CONTENT_TYPE: Final = sabre.CONTENT_TYPE
 _SABRE: Final = "Sabre\\DAV\\Exception\\"
-
-
-def _text(value: str) -> str:
-    return (value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("\r", "&#13;"))
-
-
-def sabre_body(exception: str, message: str) -> bytes:
-    message_line = (f"  <s:message>{_text(message)}</s:message>\n" if message
-                    else "  <s:message/>\n")
-    return ('<?xml version="1.0" encoding="utf-8"?>\n'
-            '<d:error xmlns:d="DAV:" xmlns:s="http://sabredav.org/ns">\n'
-            f"  <s:exception>{_text(exception)}</s:exception>\n"
-            + message_line + "</d:error>\n").encode("utf-8")
+sabre_body = sabre.sabre_error_body
 
 
 @dataclass(frozen=True)

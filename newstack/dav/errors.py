@@ -7,11 +7,11 @@ bodies it refuses; error_for() turns either into (HTTP status, body) in one plac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from bridge.errors import OcbridgeError
+from bridge.oc10 import sabre
 from newstack.backend import (
     AlreadyExistsError,
     BackendError,
@@ -27,72 +27,21 @@ from newstack.backend import (
     StorageUnavailableError,
 )
 
-CONTENT_TYPE: Final = "application/xml; charset=utf-8"
-
-#: an extra child of <d:error>: (qualified name, text or nested children); '' gives <name/>
-ErrorChild = tuple[str, "str | Sequence[ErrorChild]"]
-
-_HEAD: Final = '<?xml version="1.0" encoding="utf-8"?>\n'
-_ERROR_OPEN: Final = '<d:error xmlns:d="DAV:" xmlns:s="http://sabredav.org/ns"'
-_OC_XMLNS: Final = ' xmlns:o="http://owncloud.org/ns"'
-
-
-def _dom_text(value: str) -> str:
-    """Text as PHP's DOMDocument::saveXML writes it: & < > and CR escaped, quotes not."""
-    return (value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("\r", "&#13;"))
-
-
-def _message_text(message: str) -> str:
-    # Sabre passes the message through htmlspecialchars(), which gives '' for invalid UTF-8
-    try:
-        message.encode("utf-8")
-    except UnicodeEncodeError:
-        return ""
-    return _dom_text(message)
-
-
-def _element(name: str, text: str, indent: int, attrs: str = "") -> str:
-    pad = "  " * indent
-    if not text:
-        return f"{pad}<{name}{attrs}/>\n"
-    return f"{pad}<{name}{attrs}>{text}</{name}>\n"
-
-
-def _children(children: Sequence[ErrorChild], indent: int) -> str:
-    out = []
-    for name, value in children:
-        if isinstance(value, str):
-            out.append(_element(name, _dom_text(value), indent))
-        elif not value:
-            out.append(_element(name, "", indent))
-        else:
-            pad = "  " * indent
-            out.append(f"{pad}<{name}>\n{_children(value, indent + 1)}{pad}</{name}>\n")
-    return "".join(out)
-
-
-def sabre_error_body(exception: str, message: str, extra: Sequence[ErrorChild] = ()) -> bytes:
-    """The body Sabre\\DAV\\Server::start() writes for an exception: a pretty-printed DOM
-    document (2-space indent), <s:message/> when empty, extra children after the message
-    (e.g. [('s:header', 'If-Match')])."""
-    return (_HEAD + _ERROR_OPEN + ">\n"
-            + _element("s:exception", _dom_text(exception), 1)
-            + _element("s:message", _message_text(message), 1)
-            + _children(extra, 1)
-            + "</d:error>\n").encode("utf-8")
+CONTENT_TYPE = sabre.CONTENT_TYPE
+ErrorChild = sabre.ErrorChild
+sabre_error_body = sabre.sabre_error_body
 
 
 def owncloud_error_body(exception: str, message: str, *, retry: bool = False) -> bytes:
     """The variant of ownCloud's own Forbidden (403) and InvalidPath (400) exceptions: an
     xmlns:o on <d:error>, then <o:retry> and <o:reason>, each redeclaring o as the literal
     URI 'o:' (an ownCloud quirk, kept byte for byte)."""
-    text = _message_text(message)
-    return (_HEAD + _ERROR_OPEN + _OC_XMLNS + ">\n"
-            + _element("s:exception", _dom_text(exception), 1)
-            + _element("s:message", text, 1)
-            + _element("o:retry", "true" if retry else "false", 1, ' xmlns:o="o:"')
-            + _element("o:reason", text, 1, ' xmlns:o="o:"')
+    text = sabre.message_text(message)
+    return (sabre.HEAD + sabre.ERROR_OPEN + sabre.OC_XMLNS + ">\n"
+            + sabre.element("s:exception", sabre.dom_text(exception), 1)
+            + sabre.element("s:message", text, 1)
+            + sabre.element("o:retry", "true" if retry else "false", 1, ' xmlns:o="o:"')
+            + sabre.element("o:reason", text, 1, ' xmlns:o="o:"')
             + "</d:error>\n").encode("utf-8")
 
 
