@@ -5,9 +5,11 @@ Pure functions: the fixture builder writes with them, the new stack answers clie
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import math
 import re
+import threading
 import zlib
 from collections.abc import Buffer
 from decimal import Decimal
@@ -97,22 +99,63 @@ def parse_checksums(s: str | None) -> dict[str, str]:
     return result
 
 
+#: chunks at least this big are hashed on two helper threads (hashlib releases the GIL):
+#: SHA1 and MD5 of a large upload then run side by side instead of one after the other
+PARALLEL_HASH_MIN: Final = 256 * 1024
+_HASHERS: concurrent.futures.ThreadPoolExecutor | None = None
+_HASHERS_LOCK = threading.Lock()
+
+
+def _hashers() -> concurrent.futures.ThreadPoolExecutor:
+    global _HASHERS
+    with _HASHERS_LOCK:
+        if _HASHERS is None:
+            _HASHERS = concurrent.futures.ThreadPoolExecutor(
+                max_workers=4, thread_name_prefix="ocbridge-hash")
+        return _HASHERS
+
+
 class ChecksumAccumulator:
-    """SHA1, MD5 and ADLER32 of a byte stream, fed in chunks of any size."""
+    """SHA1, MD5 and ADLER32 of a byte stream, fed in chunks of any size.
+
+    Large chunks are hashed in parallel (SHA1 and MD5 on helper threads, ADLER32 in the
+    caller's); each digest still sees the chunks in order. Not for use from several threads."""
 
     def __init__(self) -> None:
-        self._sha1 = hashlib.sha1()
-        self._md5 = hashlib.md5()
+        self._sha1 = hashlib.sha1(usedforsecurity=False)
+        self._md5 = hashlib.md5(usedforsecurity=False)
         self._adler = zlib.adler32(b"")
+        self._pending: list[concurrent.futures.Future[None]] = []
+        self.size = 0
 
     def update(self, data: Buffer) -> None:
-        self._sha1.update(data)
-        self._md5.update(data)
-        self._adler = zlib.adler32(data, self._adler)
+        view = memoryview(data)
+        self.size += view.nbytes
+        self._wait()
+        if view.nbytes >= PARALLEL_HASH_MIN:
+            if not isinstance(data, bytes):  # a reusable buffer could change under the hashers
+                view = memoryview(bytes(view))
+            pool = _hashers()
+            self._pending = [pool.submit(self._sha1.update, view),
+                             pool.submit(self._md5.update, view)]
+        else:
+            self._sha1.update(view)
+            self._md5.update(view)
+        self._adler = zlib.adler32(view, self._adler)
+
+    def _wait(self) -> None:
+        for future in self._pending:
+            future.result()
+        self._pending = []
+
+    def hexdigests(self) -> tuple[str, str, str]:
+        """(sha1, md5, adler32) of everything fed so far."""
+        self._wait()
+        return self._sha1.hexdigest(), self._md5.hexdigest(), f"{self._adler:08x}"
 
     def result(self) -> str:
         """The oc_filecache.checksum string for everything fed so far (may be called repeatedly)."""
-        return format_checksums(self._sha1.hexdigest(), self._md5.hexdigest(), f"{self._adler:08x}")
+        return format_checksums(*self.hexdigests())
 
 
 # --- PHP number formatting and rounding ----------------------------------------------------------

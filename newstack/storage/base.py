@@ -18,15 +18,15 @@ SDK exceptions never leave a driver: each translates them in exactly one place.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import re
 import stat
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol, runtime_checkable
+
+from bridge.oc10 import formats
 
 CHUNK_SIZE = 1024 * 1024
 """Largest chunk `StorageDriver.open` yields and the read size drivers use on streams."""
@@ -110,27 +110,13 @@ class BlobInfo:
     linked_by: LinkMethod | None = None
 
 
-class ChecksumAccumulator:
-    """SHA1, MD5 and ADLER32 of a stream fed chunk by chunk, plus its size."""
-
-    def __init__(self) -> None:
-        self._sha1 = hashlib.sha1(usedforsecurity=False)
-        self._md5 = hashlib.md5(usedforsecurity=False)
-        self._adler32 = 1
-        self.size = 0
-
-    def update(self, chunk: bytes | bytearray | memoryview) -> None:
-        self._sha1.update(chunk)
-        self._md5.update(chunk)
-        self._adler32 = zlib.adler32(chunk, self._adler32)
-        self.size += len(chunk)
+class ChecksumAccumulator(formats.ChecksumAccumulator):
+    """SHA1, MD5 and ADLER32 of a stream fed chunk by chunk (bridge.oc10.formats), plus its
+    size, as the drivers report them."""
 
     def checksums(self) -> Checksums:
-        return Checksums(
-            sha1=self._sha1.hexdigest(),
-            md5=self._md5.hexdigest(),
-            adler32=f"{self._adler32:08x}",
-        )
+        sha1, md5, adler32 = self.hexdigests()
+        return Checksums(sha1=sha1, md5=md5, adler32=adler32)
 
 
 def iter_chunks(source: BinaryIO | Iterable[bytes | bytearray | memoryview]) -> Iterator[bytes]:
