@@ -593,6 +593,11 @@ def proxy_command(config_file: Path | None, listen: str | None, workers: int | N
     def ready(url: str) -> None:
         console.print(f"proxy on [bold]{url}[/] -> legacy {settings.proxy.legacy_url}, "
                       f"new {settings.proxy.newstack_url}", highlight=False)
+        shadowed = settings.proxy.shadow_users
+        if shadowed:
+            who = "every user" if "*" in shadowed else ", ".join(shadowed)
+            console.print(f"shadow mode: reads of {who} mirrored to the other stack",
+                          highlight=False)
 
     serve(settings, host, port, workers or settings.proxy.workers, ready)
 
@@ -669,6 +674,97 @@ def route_set(uid: str, state: str, config_file: Path | None, wait: float) -> No
                                    f"{waiting}")
     click.echo(f"applied by {len(status.acked)} live prox"
                f"{'y' if len(status.acked) == 1 else 'ies'}")
+
+
+# ---------------------------------------------------------------------------------------------
+# capture, replay
+
+@main.command("capture")
+@_CONFIG_OPTION
+@click.option("--upstream", help="The stack to capture in front of (default: proxy.legacy_url).")
+@click.option("--listen", default="127.0.0.1:8400", show_default=True,
+              help="HOST:PORT that clients are pointed at.")
+@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The mitmproxy flow file to append to.")
+@click.option("--cert", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="PEM certificate and key for clients that connect with TLS.")
+@click.option("--confdir", type=click.Path(path_type=Path, file_okay=False),
+              help="mitmproxy's directory for its CA (default ~/.mitmproxy).")
+@_friendly_errors
+def capture_command(config_file: Path | None, upstream: str | None, listen: str, out: Path,
+                    cert: Path | None, confdir: Path | None) -> None:
+    """Record client traffic to a stack (e.g. ownCloud 10 before anyone migrates) in a
+    mitmproxy flow file, credentials redacted, until Ctrl-C or SIGTERM."""
+    import asyncio
+    import dataclasses
+
+    from newstack.server import parse_listen
+    from proxy.capture import capture
+
+    settings = _settings(config_file)
+    problems = config_mod.validate(dataclasses.replace(
+        settings, proxy=dataclasses.replace(settings.proxy, listen=listen)))
+    if problems:
+        raise ConfigError([p.replace("proxy.listen", "--listen") for p in problems],
+                          "command line")
+    host, port = parse_listen(listen)
+    target = upstream or settings.proxy.legacy_url
+
+    def ready(urls: list[str]) -> None:
+        console.print(f"capturing {target} on [bold]{', '.join(urls)}[/] into {out}",
+                      highlight=False)
+
+    count = asyncio.run(capture(target, host, port, out, confdir=confdir, cert=cert,
+                                ready=ready))
+    console.print(f"{count} flow(s) written to {out}", highlight=False)
+
+
+@main.command("replay")
+@click.argument("flows", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--user", "uid", required=True, help="Whose read requests to replay.")
+@click.option("--password", envvar="OCBRIDGE_REPLAY_PASSWORD",
+              help="The user's password (or app password); else $OCBRIDGE_REPLAY_PASSWORD, "
+                   "else asked for.")
+@_CONFIG_OPTION
+@click.option("--legacy", "legacy_url", help="ownCloud 10's URL (default: proxy.legacy_url).")
+@click.option("--new", "new_url", help="The new stack's URL (default: proxy.newstack_url).")
+@click.option("--ignore", multiple=True, metavar="FIELD",
+              help="A known difference not to report, e.g. oc:share-types (repeatable).")
+@click.option("--json", "as_json", is_flag=True)
+@_friendly_errors
+def replay_command(flows: Path, uid: str, password: str | None, config_file: Path | None,
+                   legacy_url: str | None, new_url: str | None, ignore: tuple[str, ...],
+                   as_json: bool) -> None:
+    """Replay USER's read requests (GET, HEAD, PROPFIND, REPORT) from FLOWS against both stacks
+    and report every difference; exit 1 when there is one."""
+    import asyncio
+
+    from proxy.replay import replay
+
+    settings = _settings(config_file)
+    if password is None:
+        password = click.prompt(f"password of {uid}", hide_input=True)
+    assert password is not None
+    report = asyncio.run(replay(flows, uid, password, legacy_url or settings.proxy.legacy_url,
+                                new_url or settings.proxy.newstack_url, ignore=ignore))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        table = Table("request", "kind", "where", "field", "legacy", "new")
+        for request, diff in report.differences:
+            table.add_row(f"{request.method} {request.path}", diff.kind, diff.href, diff.field,
+                          str(diff.legacy), str(diff.new))
+        for request in report.errors:
+            assert request.error is not None
+            table.add_row(f"{request.method} {request.path}", "error", "", request.error[0],
+                          request.error[1], "")
+        if table.rows:
+            Console(width=200).print(table)
+        ignored = f", {report.ignored} ignored" if report.ignored else ""
+        click.echo(f"{uid}: {len(report.requests)} of {report.flows} read request(s) replayed, "
+                   f"{len(report.differences)} difference(s), {len(report.errors)} error(s)"
+                   f"{ignored}")
+    sys.exit(report.exit_code)
 
 
 main.add_command(migrate_group)

@@ -149,6 +149,22 @@ class ProxySettings:
     cookie_max_age: int = _doc(
         "Lifetime of the signed routing cookie in seconds.", default=7 * 24 * 3600
     )
+    shadow_users: tuple[str, ...] = _doc(
+        "Users whose reads (GET, HEAD, PROPFIND) are mirrored to the other stack after the real "
+        "answer was sent, and the two answers compared (shadow mode); \"*\" = every user. "
+        "From the environment: uids separated by commas.", default=()
+    )
+    shadow_queue: int = _doc(
+        "Mirror requests waiting per proxy process; when full, new ones are dropped and "
+        "counted (the real request is never held up).", default=1000
+    )
+    shadow_workers: int = _doc(
+        "Mirror requests in flight at once per proxy process.", default=4
+    )
+    shadow_multistatus_kb: int = _doc(
+        "Largest PROPFIND answer (KiB) kept to compare property by property; larger ones are "
+        "compared by status and body hash only.", default=16 * 1024
+    )
 
 
 @dataclass(frozen=True)
@@ -336,6 +352,8 @@ def _describe(typ: Any) -> str:
     args = [a for a in get_args(typ) if a is not type(None)]
     if args and get_origin(typ) in (types.UnionType, typing.Union):
         return " or ".join(_describe(a) for a in args) + " (or empty)"
+    if get_origin(typ) is tuple:
+        return "a list of strings"
     return {str: "a string", int: "an integer", bool: "true or false", Path: "a path",
             float: "a number"}.get(typ, str(typ))
 
@@ -382,6 +400,12 @@ def _convert(value: Any, typ: Any) -> tuple[bool, Any]:
         if from_env:
             return True, text
         return (True, value) if isinstance(value, str) else (False, None)
+    if origin is tuple:
+        if from_env:
+            return True, tuple(part.strip() for part in (text or "").split(",") if part.strip())
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return True, tuple(value)
+        return False, None
     if typ is Path:
         raw = text if from_env else value
         if isinstance(raw, str) and raw:
@@ -396,7 +420,8 @@ def _validate(name: str, value: Any) -> tuple[bool, str]:
         valid_port = port.isascii() and port.isdecimal() and 0 < int(port) < 65536
         if not sep or not host.strip() or not valid_port:
             return False, f"{value!r} is not HOST:PORT ({_HINTS['listen']})"
-    if name in ("workers", "part_size_mb", "max_concurrency") and value < 1:
+    if name in ("workers", "part_size_mb", "max_concurrency", "shadow_queue", "shadow_workers",
+                "shadow_multistatus_kb") and value < 1:
         return False, f"must be at least 1, got {value}"
     if name == "fileid_base" and value < 2**31:
         return False, (f"{value} is too low: ownCloud 10 fileids reach 2^31 and beyond; "
@@ -502,6 +527,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return f"{value:_}" if value >= 100_000 else str(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, Path):
         value = str(value)
     escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')

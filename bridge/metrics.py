@@ -69,6 +69,19 @@ PROXY_USERS = Gauge(
     "ocbridge_proxy_users", "Users in the routing table by state", ["state"], registry=REGISTRY)
 
 
+PROXY_SHADOW = Counter(
+    "ocbridge_proxy_shadow_requests_total",
+    "Reads mirrored to the other stack by outcome: same, different, error, dropped (queue "
+    "full), skipped (request body too large)", ["outcome"], registry=REGISTRY)
+PROXY_SHADOW_DIFFERENCES = Counter(
+    "ocbridge_proxy_shadow_differences_total",
+    "Differences between the two stacks' answers to mirrored reads, by kind (status, header, "
+    "body, href, prop) and field (a known property or header name, else other)",
+    ["kind", "field"], registry=REGISTRY)
+PROXY_SHADOW_QUEUE = Gauge(
+    "ocbridge_proxy_shadow_queue", "Mirror requests waiting in this proxy process",
+    registry=REGISTRY)
+
 def observe_proxy(stack: str, reason: str, status: int, seconds: float, bytes_in: int,
                   bytes_out: int) -> None:
     PROXY_REQUESTS.labels(stack, reason, f"{status // 100}xx").inc()

@@ -76,14 +76,12 @@ class DeltaPass(UserMigration):
 
     def _legacy_row(self, storage: int, path: str) -> SourceRow | None:
         c = self.source.t.filecache.c
-        for batch in self.source.rows(storage, where=c.path_hash == path_hash(path)):
-            return batch[0]
-        return None
+        found = self.source.all_rows(storage, c.path_hash == path_hash(path))
+        return found[0] if found else None
 
     def _legacy_children(self, storage: int, parent: int) -> list[SourceRow]:
         c = self.source.t.filecache.c
-        return [row for batch in self.source.rows(storage, where=c.parent == parent)
-                for row in batch]
+        return self.source.all_rows(storage, c.parent == parent)
 
     def _sync(self, storage: int, top: SourceRow, mine: NodeRecord, area: str,
               report: DeltaReport, gone: dict[int, NodeRecord]) -> None:
@@ -197,8 +195,8 @@ class DeltaPass(UserMigration):
         c = self.source.t.filecache.c
         folder = "files_versions" + row.path[len(FILES):].rpartition("/")[0]
         like = folder + "/" + _like(row.name) + ".v%"
-        wanted = [r for batch in self.source.rows(storage, where=c.path.like(like, escape="\\"))
-                  for r in batch if not r.is_dir]
+        wanted = [r for r in self.source.all_rows(storage, c.path.like(like, escape="\\"))
+                  if not r.is_dir]
         with self.store.read() as conn:
             targets = {r.fileid: self._version_target(conn, r) for r in wanted}
         mine = [r for r in wanted if (t := targets[r.fileid]) is not None and t[0] == row.fileid]

@@ -10,10 +10,11 @@ changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -228,8 +229,13 @@ class UserMigration:
         with self.source.engine.connect() as conn:
             total = conn.execute(sa.select(sa.func.count()).where(
                 c.storage == storage, c.fileid > after)).scalar_one()
+        with contextlib.closing(self.source.rows(storage, after=after,
+                                                 batch=self.options.batch)) as batches:
+            self._import_node_batches(batches, total)
+
+    def _import_node_batches(self, batches: Iterator[list[SourceRow]], total: int) -> None:
         done = 0
-        for batch in self.source.rows(storage, after=after, batch=self.options.batch):
+        for batch in batches:
             wanted = [(row, place) for row in batch
                       if (place := self._place(row)) is not None]
             blobs = self._import_blobs([row for row, _ in wanted if not row.is_dir])
@@ -327,8 +333,12 @@ class UserMigration:
         c = self.source.t.filecache.c
         after = self._checkpoint(None, "versions")
         under = (c.path.like(VERSIONS + "/%") | c.path.like(TRASH_VERSIONS + "/%"))
-        for batch in self.source.rows(storage, after=after, batch=self.options.batch,
-                                      where=under):
+        with contextlib.closing(self.source.rows(storage, after=after, batch=self.options.batch,
+                                                 where=under)) as batches:
+            self._import_version_batches(batches)
+
+    def _import_version_batches(self, batches: Iterator[list[SourceRow]]) -> None:
+        for batch in batches:
             files = [row for row in batch if not row.is_dir]
             with self.store.read() as conn:
                 targets = {row.fileid: self._version_target(conn, row) for row in files}

@@ -7,7 +7,8 @@ it committed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ class LegacySource:
         return path
 
     def rows(self, storage: int, *, after: int = -1, batch: int = 1000,
-             where: Any = None) -> Iterator[list[SourceRow]]:
+             where: Any = None) -> Generator[list[SourceRow]]:
         """The storage's rows with fileid > `after`, in fileid order, `batch` at a time."""
         c = self.t.filecache.c
         query = self.cache.select().where(c.storage == storage, c.fileid > after)
@@ -58,11 +59,21 @@ class LegacySource:
         with self.engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=batch).execute(
                 query.order_by(c.fileid))
-            for part in result.partitions(batch):
-                if any(r[5] not in self.mimetypes.names() for r in part):
-                    with self.engine.connect() as other:  # mimetypes made since
-                        self.mimetypes.load(other)
-                yield self.cache.make_rows(None, part)
+            try:
+                for part in result.partitions(batch):
+                    if any(r[5] not in self.mimetypes.names() for r in part):
+                        with self.engine.connect() as other:  # mimetypes made since
+                            self.mimetypes.load(other)
+                    yield self.cache.make_rows(None, part)
+            finally:
+                # also when left early (a job stopped or crashed): an unbuffered MySQL result
+                # must be closed before its connection goes back to the pool
+                result.close()
+
+    def all_rows(self, storage: int, where: Any) -> list[SourceRow]:
+        """Every row of the storage matching `where` (a folder's children, one path...)."""
+        with contextlib.closing(self.rows(storage, where=where)) as batches:
+            return [row for batch in batches for row in batch]
 
     def table_rows(self, table: sa.Table, where: Any) -> list[dict[str, Any]]:
         """Small per-user tables (accounts, tokens, groups, trash records...) in full."""

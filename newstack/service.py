@@ -27,6 +27,10 @@ class Newstack:
     driver: StorageDriver
     backend: NativeBackend
 
+    def close(self) -> None:
+        """Close the metadata database's connections (a server's exit does it anyway)."""
+        self.store.engine.dispose()
+
 
 def metadata_url(settings: Settings) -> str:
     if settings.newstack.metadata_url:

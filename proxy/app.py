@@ -1,5 +1,6 @@
 """The proxy as an ASGI app: each request goes through the stages of `handle`, in order:
-identify → route → freeze → forward → log and count.
+identify → route → freeze → forward → log and count → shadow (a read mirrored to the other
+stack after its answer, for the users of `proxy.shadow_users`).
 
 The routing view (proxy/view.py) and the backend pools live for the app's lifespan.
 """
@@ -37,6 +38,7 @@ from proxy.identify import (
     with_login_form,
 )
 from proxy.route import Decision, route
+from proxy.shadow import Shadow
 from proxy.view import ViewKeeper
 
 log = logging.getLogger("ocbridge.proxy")
@@ -67,6 +69,7 @@ class ProxyApp:
                            read_timeout=p.read_timeout),
         }
         self.keeper: ViewKeeper | None = None
+        self.shadow = Shadow(p) if p.shadow_users else None
         self.cookie_key = b""
         self._task: asyncio.Task[None] | None = None
 
@@ -88,6 +91,8 @@ class ProxyApp:
         self.keeper = keeper
         for backend in self.backends.values():
             await backend.start()
+        if self.shadow is not None:
+            await self.shadow.open()
         await keeper.step()
         self._task = asyncio.create_task(keeper.run())
         log.info("proxy %s routing by epoch %d", keeper.proxy_id, keeper.view.epoch)
@@ -99,6 +104,8 @@ class ProxyApp:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        if self.shadow is not None:
+            await self.shadow.close()
         for backend in self.backends.values():
             await backend.close()
         if self.keeper is not None:
@@ -199,12 +206,16 @@ class ProxyApp:
             self._done(scope, started, identity, decision, exchange, write)
             return
 
-        # forward
+        # forward (a shadowed read is watched as it passes: body hashed, never held up)
         uid = decision.uid
         counted = write and uid is not None
         if counted:
             assert uid is not None
             keeper.write_started(uid, decision.epoch)
+        watch = (self.shadow.watch(scope, identity, decision.stack, receive, send)
+                 if self.shadow is not None else None)
+        if watch is not None:
+            receive, send = watch.receive, watch.send
         try:
             await forward(self.backends[decision.stack], scope, receive, send, exchange,
                           prefix=prefix, extra_headers=self._cookie_setter(scope, identity))
@@ -213,6 +224,10 @@ class ProxyApp:
                 assert uid is not None
                 keeper.write_finished(uid, decision.epoch)
             self._done(scope, started, identity, decision, exchange, write)
+
+        # shadow: the answer is complete; its mirror waits on the queue (or is dropped)
+        if watch is not None and self.shadow is not None:
+            self.shadow.submit(watch, complete=not exchange.error)
 
     def _cookie_setter(self, scope: Scope, identity: Identity
                        ) -> Callable[[int], list[tuple[bytes, bytes]]] | None:

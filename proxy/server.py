@@ -27,6 +27,9 @@ def problems(settings: Settings) -> list[str]:
         ("connect_timeout", p.connect_timeout), ("read_timeout", p.read_timeout),
         ("refresh_ms", p.refresh_ms), ("cookie_max_age", p.cookie_max_age),
         ("retry_after", p.retry_after)) if value < 1]
+    found += [f"proxy.{name}: must be at least 1, got {value}" for name, value in (
+        ("shadow_queue", p.shadow_queue), ("shadow_workers", p.shadow_workers),
+        ("shadow_multistatus_kb", p.shadow_multistatus_kb)) if value < 1]
     if p.lookup_cache_seconds < 0:
         found.append(f"proxy.lookup_cache_seconds: must not be negative, got "
                      f"{p.lookup_cache_seconds}")

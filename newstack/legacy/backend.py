@@ -990,8 +990,10 @@ class Oc10Backend:
 
     def _propagate(self, conn: Connection, storage: int, changes: dict[str, int], now: float,
                    mtime: int | None = None) -> None:
-        self.cache.propagate(conn, storage, changes, etag=self.uniqid.next(now),
-                             mtime=int(now) if mtime is None else mtime)
+        """Propagate `changes`; the folders' mtime is `mtime` (a client's X-OC-MTime) or the
+        time now, after the disk work: never older than what that work wrote."""
+        when = max(int(now), int(self._clock())) if mtime is None else mtime
+        self.cache.propagate(conn, storage, changes, etag=self.uniqid.next(now), mtime=when)
 
     def _parent_touched(self, conn: Connection, uid: str, parent: Row) -> None:
         """Updater::correctParentStorageMtime: the folder's storage_mtime is its disk mtime."""

@@ -126,6 +126,10 @@ read_timeout = 60
 refresh_ms = 100
 lookup_cache_seconds = 5
 cookie_max_age = 3600
+shadow_users = ["alice", "bob"]
+shadow_queue = 50
+shadow_workers = 2
+shadow_multistatus_kb = 512
 
 [bridge]
 store_url = "sqlite:////var/lib/ocbridge/bridge.db"
@@ -157,6 +161,8 @@ def test_a_full_file_round_trips(tmp_path: Path) -> None:
             newstack_url="http://new:9200", cookie_secret="s3cr3t", freeze_status=503,
             retry_after=60, default_stack="new", connect_timeout=2, read_timeout=60,
             refresh_ms=100, lookup_cache_seconds=5, cookie_max_age=3600,
+            shadow_users=("alice", "bob"), shadow_queue=50, shadow_workers=2,
+            shadow_multistatus_kb=512,
         ),
         bridge=config.BridgeSettings(store_url="sqlite:////var/lib/ocbridge/bridge.db"),
     )

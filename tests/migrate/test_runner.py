@@ -32,11 +32,23 @@ from newstack.service import Newstack, open_newstack
 from tests.fixtures.test_instances import build
 from tests.newstack.live import live_server
 
+_OPENED: list[Newstack] = []
+
 
 def new_stack(where: Path, metadata_url: str = "") -> Newstack:
+    """A native new stack in `where`; closed after the test (close_stacks)."""
     defaults = Settings()
-    return open_newstack(dataclasses.replace(defaults, newstack=dataclasses.replace(
+    stack = open_newstack(dataclasses.replace(defaults, newstack=dataclasses.replace(
         defaults.newstack, data_dir=where, metadata_url=metadata_url)))
+    _OPENED.append(stack)
+    return stack
+
+
+@pytest.fixture(autouse=True)
+def close_stacks() -> Iterator[None]:
+    yield
+    while _OPENED:
+        _OPENED.pop().close()
 
 
 @pytest.fixture
@@ -213,13 +225,17 @@ def test_migration_onto_s3_and_postgresql(
         newstack=dataclasses.replace(defaults.newstack, data_dir=tmp_path / "new",
                                      metadata_url=postgres_url),
         storage=dataclasses.replace(defaults.storage, driver="s3", s3=s3))
-    driver = open_newstack(settings).driver
-    driver.ensure_bucket()  # type: ignore[attr-defined]
+    first = open_newstack(settings)
+    first.driver.ensure_bucket()  # type: ignore[attr-defined]
+    first.close()
     stack = open_newstack(settings)
+    _OPENED.append(stack)
     report = UserMigration(source, stack.store, stack.driver, uid).run()
     assert report.files > 0 and report.bytes > 0
     assert report.linked_by == {"copy": report.linked_by.get("copy", 0)}  # S3 can only copy
-    same_user(old, open_newstack(settings).backend, uid)
+    reopened = open_newstack(settings)
+    _OPENED.append(reopened)
+    same_user(old, reopened.backend, uid)
 
 
 def test_edge_oddities_have_defined_outcomes(tmp_path: Path) -> None:
