@@ -47,6 +47,12 @@ class DeltaPass(UserMigration):
     """One catch-up pass for one user whose bulk migration has finished."""
 
     def delta(self) -> DeltaReport:
+        try:
+            return self._delta()
+        finally:
+            self._shutdown_pool()
+
+    def _delta(self) -> DeltaReport:
         report = DeltaReport(self.uid, migration=self.report)
         storage = self.source.home_storage(self.uid)
         if storage is None:

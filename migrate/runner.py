@@ -39,6 +39,8 @@ VERSIONS: Final = "files_versions"
 TRASH_VERSIONS: Final = "files_trashbin/versions"
 PHASES: Final = ("nodes", "versions", "extras")
 FAVORITE: Final = "_$!<Favorite>!$_"
+#: files at least this big are imported on the job's thread pool, smaller ones inline
+PARALLEL_MIN_SIZE: Final = 256 * 1024
 
 
 class MigrationError(OcbridgeError):
@@ -104,10 +106,22 @@ class UserMigration:
         #: tests: called at every step boundary with its name; raising there is a kill -9
         self._crash = crash_hook or (lambda step: None)
         self._home = source.home(uid)
+        self._executor: ThreadPoolExecutor | None = None
 
     # -- the job ----------------------------------------------------------------------------------
 
     def run(self) -> MigrationReport:
+        try:
+            return self._run()
+        finally:
+            self._shutdown_pool()
+
+    def _shutdown_pool(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def _run(self) -> MigrationReport:
         started = time.monotonic()
         storage = self.source.home_storage(self.uid)
         self._import_identity()
@@ -320,12 +334,27 @@ class UserMigration:
 
         if not rows:
             return {}
-        if self.options.workers <= 1 or len(rows) == 1:
-            results = [one(r) for r in rows]
-        else:
-            with ThreadPoolExecutor(self.options.workers) as pool:
-                results = list(pool.map(one, rows))
+        # small files cost Python time, not I/O: threads would only hand the GIL around; big
+        # ones (reads, hashing, S3 parts) overlap on the job's pool
+        big = [r for r in rows if r.size >= PARALLEL_MIN_SIZE] \
+            if self.options.workers > 1 else []
+        futures = [self._pool().submit(one, r) for r in big]
+        with self._durable_batch():
+            results = [one(r) for r in rows if r.size < PARALLEL_MIN_SIZE or not big]
+            results.extend(f.result() for f in futures)
         return {fileid: blob for fileid, blob in results if blob is not None}
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.options.workers,
+                                                thread_name_prefix="ocbridge-migrate")
+        return self._executor
+
+    def _durable_batch(self) -> contextlib.AbstractContextManager[None]:
+        """The driver's batched durability (one fsync per blob directory per batch) where it
+        has it: the blobs are durable before the batch's metadata commits either way."""
+        deferred = getattr(self.driver, "deferred_sync", None)
+        return deferred() if deferred is not None else contextlib.nullcontext()
 
     # -- phase 2: versions ------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import errno
 import fcntl
 import os
 import stat
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -52,6 +53,11 @@ class PosixDriver:
         # The root itself may be a symlink chosen by the operator; nothing below it may be.
         self.root = Path(root).resolve()
         self._fsync = fsync
+        #: the filesystem refused a reflink once: "auto" stops trying (ext4, xfs without reflink)
+        self._reflink_refused = False
+        #: directories whose fsync `deferred_sync()` holds back, by (device, inode)
+        self._deferred: dict[tuple[int, int], int] | None = None
+        self._deferred_lock = threading.Lock()
         with _os_errors(str(self.root)):
             (self.root / TMP_DIR).mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
             self._device = os.stat(self.root / TMP_DIR).st_dev
@@ -177,13 +183,39 @@ class PosixDriver:
     def _import_first(
         self, blob_id: str, source: BinaryIO, methods: tuple[LinkMethod, ...], origin: str
     ) -> BlobInfo:
+        if self._reflink_refused and len(methods) > 1:
+            methods = tuple(m for m in methods if m != "reflink")
         for method in methods[:-1]:
             try:
                 return self._import(blob_id, source, method, origin)
             except StorageError as exc:
                 if exc.errno not in _LINK_REFUSED:
                     raise
+                if method == "reflink" and exc.errno in _UNSUPPORTED:
+                    self._reflink_refused = True
         return self._import(blob_id, source, methods[-1], origin)
+
+    @contextlib.contextmanager
+    def deferred_sync(self) -> Iterator[None]:
+        """Hold back the directory fsyncs of blobs stored meanwhile and do each directory once
+        at the end: a bulk import (migration) makes a batch durable before committing its
+        metadata, instead of paying one fsync per blob."""
+        with self._deferred_lock:
+            if self._deferred is not None:
+                raise RuntimeError("deferred_sync() is already active on this driver")
+            self._deferred = {}
+        try:
+            yield
+        finally:
+            with self._deferred_lock:
+                pending, self._deferred = self._deferred or {}, None
+            try:
+                for fd in pending.values():
+                    with _os_errors(str(self.root), "syncing a blob directory"):
+                        os.fsync(fd)
+            finally:
+                for fd in pending.values():
+                    os.close(fd)
 
     def _import(self, blob_id: str, source: BinaryIO, method: LinkMethod, origin: str) -> BlobInfo:
         if method == "copy":
@@ -266,8 +298,16 @@ class PosixDriver:
             os.unlink(tmp_name, dir_fd=tmp_dir)
 
     def _sync_dir(self, dir_fd: int) -> None:
-        if self._fsync:
-            os.fsync(dir_fd)
+        if not self._fsync:
+            return
+        with self._deferred_lock:
+            if self._deferred is not None:
+                st = os.fstat(dir_fd)
+                key = (st.st_dev, st.st_ino)
+                if key not in self._deferred:
+                    self._deferred[key] = os.dup(dir_fd)
+                return
+        os.fsync(dir_fd)
 
     @contextlib.contextmanager
     def _leaf_dir(self, blob_id: str, create: bool = False) -> Iterator[int]:

@@ -350,3 +350,44 @@ def test_reading_leaves_no_file_descriptor_open(driver: PosixDriver) -> None:
     with pytest.raises(StopIteration):
         next(chunks)
     assert open_fds() == before
+
+
+def test_deferred_sync_syncs_each_directory_once_at_the_end(
+        driver: PosixDriver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"x" * 100)
+    ids = ["aa" + str(n) for n in range(5)] + ["bb" + str(n) for n in range(5)]
+    with driver.deferred_sync():
+        for blob_id in ids:
+            driver.link_from_path(blob_id, source, "copy")
+        assert synced == [], "no directory is synced inside the block"
+    assert len(synced) == len(set(synced)) >= 2, "each directory once, at the end"
+    assert all(b"".join(driver.open(blob_id)) == b"x" * 100 for blob_id in ids)
+
+
+def test_auto_stops_trying_reflink_where_it_was_refused(
+        driver: PosixDriver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tried: list[str] = []
+    real_ioctl = fcntl.ioctl
+
+    def refusing_ioctl(fd: int, request: int, *args: Any) -> Any:
+        tried.append("reflink")
+        raise OSError(errno.EOPNOTSUPP, "no reflinks here")
+
+    monkeypatch.setattr(fcntl, "ioctl", refusing_ioctl)
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"y" * 10)
+    for n in range(3):
+        info = driver.link_from_path(f"blob{n}", source, "auto")
+        assert info.linked_by in ("hardlink", "copy")
+    assert tried == ["reflink"], "one refusal is enough"
+    monkeypatch.setattr(fcntl, "ioctl", real_ioctl)
