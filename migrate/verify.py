@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, Final, Literal
-from xml.etree.ElementTree import Element
 
 import httpx
 from defusedxml.ElementTree import iterparse
@@ -25,6 +24,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from bridge.oc10 import davxml
 from newstack.backend import BackendError, FilesBackend, Node, NodeExtras, NotFoundError
 from newstack.dav.xml import encode_href_path
 
@@ -79,9 +79,6 @@ FULL_PROPS: Final = DESKTOP_PROPS + (
     f"{OC}comments-count", f"{OC}comments-unread", f"{OC}comments-href",
 )
 
-_PREFIXES: Final = {"DAV:": "d", "http://owncloud.org/ns": "oc",
-                    "http://open-collaboration-services.org/ns": "ocs",
-                    "http://sabredav.org/ns": "s"}
 _NO_EXTRAS: Final = NodeExtras()
 _HASH_CHUNK: Final = 1 << 20
 
@@ -688,7 +685,7 @@ def _compare_props(report: VerifyReport, href: str, props: Sequence[str],
     for prop in props:
         a, b = old.get(prop), new.get(prop)
         if a != b:
-            report.add(HTTP_PROP, href, _short_name(prop), _shown(a), _shown(b))
+            report.add(HTTP_PROP, href, davxml.short_name(prop), _shown(a), _shown(b))
 
 
 def _shown(value: tuple[int, str] | None) -> str | None:
@@ -699,7 +696,7 @@ def _shown(value: tuple[int, str] | None) -> str | None:
 
 
 def _status_summary(props: dict[str, tuple[int, str]]) -> str:
-    return " ".join(f"{_short_name(k) or 'status'}={_shown(v)}" for k, v in props.items()
+    return " ".join(f"{davxml.short_name(k) or 'status'}={_shown(v)}" for k, v in props.items()
                     if k in ("", f"{OC}id", f"{D}getetag"))
 
 
@@ -714,7 +711,7 @@ def propfind_body(props: Sequence[str]) -> bytes:
     inner = []
     for prop in props:
         ns, _, local = prop[1:].partition("}")
-        prefix = names.setdefault(ns, _PREFIXES.get(ns, f"x{len(names)}"))
+        prefix = names.setdefault(ns, davxml.PREFIXES.get(ns, f"x{len(names)}"))
         inner.append(f"<{prefix}:{local}/>")
     names.setdefault("DAV:", "d")
     xmlns = " ".join(f'xmlns:{p}="{ns}"' for ns, p in names.items())
@@ -754,44 +751,18 @@ def _parse_multistatus(chunks: Iterator[bytes], origin: str
         props: dict[str, tuple[int, str]] = {}
         own_status = element.find(f"{D}status")
         if own_status is not None:
-            props[""] = (_status_code(own_status.text), "")
+            props[""] = (davxml.status_code(own_status.text), "")
         for propstat in element.findall(f"{D}propstat"):
-            status = _status_code(propstat.findtext(f"{D}status"))
+            status = davxml.status_code(propstat.findtext(f"{D}status"))
             prop = propstat.find(f"{D}prop")
             for child in prop if prop is not None else ():
-                props[child.tag] = (status, _canonical(child).replace(origin, "<server>"))
+                props[child.tag] = (status, davxml.canonical(child).replace(origin, "<server>"))
         out[href] = props
         element.clear()
     return out
 
 
-def _status_code(line: str | None) -> int:
-    """'HTTP/1.1 404 Not Found' → 404 (0 when unreadable)."""
-    parts = (line or "").split()
-    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
 
-
-def _canonical(element: Element) -> str:
-    """An element's content with short prefixes: text, or '<oc:checksum>SHA1:…</oc:checksum>'."""
-    children = list(element)
-    if not children:
-        return element.text or ""
-    out = [] if (element.text or "").strip() == "" else [element.text or ""]
-    for child in children:
-        name = _short_name(child.tag)
-        attrs = "".join(f' {_short_name(k)}="{v}"' for k, v in sorted(child.attrib.items()))
-        inner = _canonical(child)
-        out.append(f"<{name}{attrs}>{inner}</{name}>" if inner else f"<{name}{attrs}/>")
-        if (child.tail or "").strip():
-            out.append(child.tail or "")
-    return "".join(out)
-
-
-def _short_name(clark: str) -> str:
-    if not clark.startswith("{"):
-        return clark
-    ns, _, local = clark[1:].partition("}")
-    return f"{_PREFIXES[ns]}:{local}" if ns in _PREFIXES else clark
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import unquote
-from xml.etree.ElementTree import Element
 
 import aiohttp
 from defusedxml import ElementTree
@@ -28,6 +27,7 @@ from yarl import URL
 
 from bridge import metrics
 from bridge.config import ProxySettings
+from bridge.oc10 import davxml
 from proxy.forward import CHUNK, Backend, Message, Receive, Scope, Send, request_headers, target
 from proxy.identify import Identity
 
@@ -45,8 +45,6 @@ REQUEST_BODY_LIMIT: Final = 64 * 1024
 RECENT: Final = 1000
 
 D: Final = "{DAV:}"
-_PREFIXES: Final = {"DAV:": "d", "http://owncloud.org/ns": "oc", "http://nextcloud.org/ns": "nc",
-                    "http://open-collaboration-services.org/ns": "ocs"}
 #: field names that may be metric label values; any other is counted as "other"
 _LABELLED: Final = frozenset({
     "status", "response", "sha256", "present", *COMPARED_HEADERS,
@@ -180,7 +178,7 @@ def compare_multistatus(legacy: dict[str, dict[str, tuple[int, str]]],
                                   _shown(b.get(""))))
         for prop in sorted(a.keys() | b.keys()):
             if prop and a.get(prop) != b.get(prop):
-                out.append(Difference("prop", href, _short_name(prop), _shown(a.get(prop)),
+                out.append(Difference("prop", href, davxml.short_name(prop), _shown(a.get(prop)),
                                       _shown(b.get(prop))))
     return out
 
@@ -198,12 +196,12 @@ def parse_multistatus(body: bytes) -> dict[str, dict[str, tuple[int, str]]]:
         props: dict[str, tuple[int, str]] = {}
         own_status = element.find(f"{D}status")
         if own_status is not None:
-            props[""] = (_status_code(own_status.text), "")
+            props[""] = (davxml.status_code(own_status.text), "")
         for propstat in element.findall(f"{D}propstat"):
-            status = _status_code(propstat.findtext(f"{D}status"))
+            status = davxml.status_code(propstat.findtext(f"{D}status"))
             prop = propstat.find(f"{D}prop")
             for child in prop if prop is not None else ():
-                props[child.tag] = (status, _canonical(child))
+                props[child.tag] = (status, davxml.canonical(child))
         out[href] = props
     return out
 
@@ -222,33 +220,7 @@ def _multistatus(answer: Answer) -> dict[str, dict[str, tuple[int, str]]] | None
         return None
 
 
-def _status_code(line: str | None) -> int:
-    """'HTTP/1.1 404 Not Found' → 404 (0 when unreadable)."""
-    parts = (line or "").split()
-    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
 
-
-def _canonical(element: Element) -> str:
-    """An element's content with short prefixes: text, or '<oc:checksum>SHA1:…</oc:checksum>'."""
-    children = list(element)
-    if not children:
-        return element.text or ""
-    out = [] if (element.text or "").strip() == "" else [element.text or ""]
-    for child in children:
-        name = _short_name(child.tag)
-        attrs = "".join(f' {_short_name(k)}="{v}"' for k, v in sorted(child.attrib.items()))
-        inner = _canonical(child)
-        out.append(f"<{name}{attrs}>{inner}</{name}>" if inner else f"<{name}{attrs}/>")
-        if (child.tail or "").strip():
-            out.append(child.tail or "")
-    return "".join(out)
-
-
-def _short_name(clark: str) -> str:
-    if not clark.startswith("{"):
-        return clark
-    ns, _, local = clark[1:].partition("}")
-    return f"{_PREFIXES[ns]}:{local}" if ns in _PREFIXES else clark
 
 
 def _shown(value: tuple[int, str] | None) -> str | None:
