@@ -22,6 +22,8 @@ from typing import Any
 from cheroot import server as cheroot_server
 from cheroot import wsgi
 
+from bridge.processes import supervise
+
 log = logging.getLogger("ocbridge.server")
 
 AppFactory = Callable[[], Any]
@@ -157,21 +159,7 @@ def serve(factory: AppFactory, options: ServerOptions,
         children.append(pid)
     if ready is not None:
         ready(f"http://{_url_host(options.host)}:{options.port}")
-
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        for child in children:
-            try:
-                os.kill(child, signum)
-            except ProcessLookupError:
-                pass
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for child in children:
-        try:
-            os.waitpid(child, 0)
-        except ChildProcessError:
-            pass
+    supervise(children)
 
 
 def _url_host(host: str) -> str:

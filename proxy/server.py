@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import sys
 from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
 import uvicorn
 
 from bridge.config import Settings
+from bridge.processes import supervise
 from proxy.app import ProxyApp
 
 log = logging.getLogger("ocbridge.proxy")
@@ -77,18 +76,4 @@ def serve(settings: Settings, host: str, port: int, workers: int,
         children.append(pid)
     if ready is not None:
         ready(url)
-
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        for child in children:
-            try:
-                os.kill(child, signum)
-            except ProcessLookupError:
-                pass
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for child in children:
-        try:
-            os.waitpid(child, 0)
-        except ChildProcessError:
-            pass
+    supervise(children)
