@@ -748,16 +748,7 @@ def _parse_multistatus(chunks: Iterator[bytes], origin: str
         if element.tag != f"{D}response":
             continue
         href = (element.findtext(f"{D}href") or "").strip()
-        props: dict[str, tuple[int, str]] = {}
-        own_status = element.find(f"{D}status")
-        if own_status is not None:
-            props[""] = (davxml.status_code(own_status.text), "")
-        for propstat in element.findall(f"{D}propstat"):
-            status = davxml.status_code(propstat.findtext(f"{D}status"))
-            prop = propstat.find(f"{D}prop")
-            for child in prop if prop is not None else ():
-                props[child.tag] = (status, davxml.canonical(child).replace(origin, "<server>"))
-        out[href] = props
+        out[href] = davxml.response_props(element, origin)
         element.clear()
     return out
 

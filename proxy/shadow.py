@@ -193,16 +193,7 @@ def parse_multistatus(body: bytes) -> dict[str, dict[str, tuple[int, str]]]:
     out: dict[str, dict[str, tuple[int, str]]] = {}
     for element in root.iter(f"{D}response"):
         href = unquote((element.findtext(f"{D}href") or "").strip())
-        props: dict[str, tuple[int, str]] = {}
-        own_status = element.find(f"{D}status")
-        if own_status is not None:
-            props[""] = (davxml.status_code(own_status.text), "")
-        for propstat in element.findall(f"{D}propstat"):
-            status = davxml.status_code(propstat.findtext(f"{D}status"))
-            prop = propstat.find(f"{D}prop")
-            for child in prop if prop is not None else ():
-                props[child.tag] = (status, davxml.canonical(child))
-        out[href] = props
+        out[href] = davxml.response_props(element)
     return out
 
 

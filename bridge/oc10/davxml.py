@@ -16,6 +16,26 @@ PREFIXES: Final = {"DAV:": "d", "http://owncloud.org/ns": "oc", "http://nextclou
                    "http://sabredav.org/ns": "s"}
 
 
+DAV: Final = "{DAV:}"
+
+
+def response_props(response: Element, origin: str = "") -> dict[str, tuple[int, str]]:
+    """One <d:response>: {Clark name: (propstat status, canonical value)}, and '' → the
+    response's own status when it has one; `origin` (a server's base URL) becomes '<server>'
+    so that absolute URLs of two servers compare equal."""
+    props: dict[str, tuple[int, str]] = {}
+    own_status = response.find(f"{DAV}status")
+    if own_status is not None:
+        props[""] = (status_code(own_status.text), "")
+    for propstat in response.findall(f"{DAV}propstat"):
+        status = status_code(propstat.findtext(f"{DAV}status"))
+        prop = propstat.find(f"{DAV}prop")
+        for child in prop if prop is not None else ():
+            value = canonical(child)
+            props[child.tag] = (status, value.replace(origin, "<server>") if origin else value)
+    return props
+
+
 def status_code(line: str | None) -> int:
     """'HTTP/1.1 404 Not Found' → 404 (0 when unreadable)."""
     parts = (line or "").split()
