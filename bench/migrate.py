@@ -52,7 +52,6 @@ from bench.common import (
     stop_process_group,
     tool_version,
     write_json,
-    write_random_file,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,7 +156,8 @@ def build_small(work: Path, url: str, files: int) -> Case:
 
 def build_big(work: Path, url: str, count: int, size: int) -> Case:
     """One user with `count` files of `size` random bytes in files/big/, written for real (not
-    sparse, incompressible) and entered in oc_filecache as ownCloud's scanner would."""
+    sparse, incompressible) and entered in oc_filecache as a client upload leaves them: with
+    their checksum (the desktop client sends OC-Checksum), so a link may take them unread."""
     from bridge.oc10.formats import file_etag, home_storage_id, path_hash, uniqid
     from bridge.oc10.mimetypes import DIR_MIMETYPE, mimepart, mimetype_for
     from bridge.oc10.schema import oc10_tables
@@ -174,12 +174,12 @@ def build_big(work: Path, url: str, count: int, size: int) -> Case:
     folder = home / "files" / "big"
     folder.mkdir()
     mtime = 1_700_000_000
-    written: list[tuple[str, os.stat_result]] = []
+    written: list[tuple[str, os.stat_result, str]] = []
     for i in range(count):
         name = f"big-{i:02d}.bin"
-        write_random_file(folder / name, size)
+        checksum = write_random_file_summed(folder / name, size)
         os.utime(folder / name, (mtime + i, mtime + i))
-        written.append((name, os.stat(folder / name)))
+        written.append((name, os.stat(folder / name), checksum))
         log(f"  wrote {folder / name} ({size / MiB:.0f} MiB)")
     os.utime(folder, (mtime + count, mtime + count))
 
@@ -204,7 +204,7 @@ def build_big(work: Path, url: str, count: int, size: int) -> Case:
                 fc.c.storage == storage, fc.c.path == "files")).scalar_one()
             next_id = int(conn.execute(sa.select(sa.func.max(fc.c.fileid))).scalar_one()) + 1
             folder_id = next_id
-            total = sum(st.st_size for _, st in written)
+            total = sum(st.st_size for _, st, _ in written)
             rows: list[dict[str, Any]] = [{
                 "fileid": folder_id, "storage": storage, "path": "files/big",
                 "path_hash": path_hash("files/big"), "parent": files_id, "name": "big",
@@ -213,7 +213,7 @@ def build_big(work: Path, url: str, count: int, size: int) -> Case:
                 "encrypted": 0, "unencrypted_size": 0, "etag": uniqid(float(mtime + count)),
                 "permissions": FOLDER_PERMISSIONS, "checksum": "",
             }]
-            for n, (name, st) in enumerate(written, start=1):
+            for n, (name, st, checksum) in enumerate(written, start=1):
                 path = f"files/big/{name}"
                 mime = mimetype_for(name)
                 rows.append({
@@ -223,7 +223,7 @@ def build_big(work: Path, url: str, count: int, size: int) -> Case:
                     "size": st.st_size, "mtime": int(st.st_mtime),
                     "storage_mtime": int(st.st_mtime), "encrypted": 0, "unencrypted_size": 0,
                     "etag": file_etag(int(st.st_mtime), st.st_ino, st.st_dev, st.st_size),
-                    "permissions": FILE_PERMISSIONS, "checksum": "",
+                    "permissions": FILE_PERMISSIONS, "checksum": checksum,
                 })
             conn.execute(sa.insert(fc), rows)
             # propagation: the new folder's bytes count in files/ and the home root
@@ -238,6 +238,21 @@ def build_big(work: Path, url: str, count: int, size: int) -> Case:
     case.build_seconds = time.perf_counter() - started
     case.count_source()
     return case
+
+
+def write_random_file_summed(path: Path, size: int, chunk: int = 8 * MiB) -> str:
+    """Random bytes written to `path`; returns their oc_filecache checksum string."""
+    from bridge.oc10.formats import ChecksumAccumulator
+
+    sums = ChecksumAccumulator()
+    with path.open("wb") as out:
+        left = size
+        while left > 0:
+            data = os.urandom(min(chunk, left))
+            sums.update(data)
+            out.write(data)
+            left -= len(data)
+    return sums.result()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,12 +406,30 @@ def ocbridge_config(path: Path, case: Case, data_dir: Path, s3: S3Target | None)
     return path
 
 
+def child_env(work: Path) -> dict[str, str]:
+    """The contenders' environment: loopback, and Python bytecode cached (in the work dir) as
+    an installed ocbridge has it; a PYTHONDONTWRITEBYTECODE=1 inherited from a development
+    shell would add about a second of compiling to every ocbridge run."""
+    env = loopback_env()
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    return env
+
+
+def warm_bytecode(work: Path) -> None:
+    """Compile what `ocbridge migrate run` imports once, before anything is timed."""
+    modules = "bridge.cli, migrate.cli, migrate.runner, migrate.delta, migrate.shares, " \
+        "migrate.account_data, migrate.plan, newstack.service, newstack.legacy.instance"
+    subprocess.run([sys.executable, "-c", f"import {modules}"], env=child_env(work), check=True,
+                   cwd=work)
+
+
 def run_contender(contender: Contender, case: Case, work: Path, args: argparse.Namespace,
                   s3: S3Target | None, tag: str) -> dict[str, Any]:
     """One measured run; returns its record (raises when the copy is wrong or incomplete)."""
     dest = work / f"dest-{tag}"
     dest.mkdir()
-    env = loopback_env()
+    env = child_env(work)
     for key in [k for k in env if k.startswith("OCBRIDGE_")]:
         del env[key]  # only the bench's config file configures the runs
     report_path = dest / "report.json"
@@ -696,6 +729,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             meta["disk_free_gib_start"] = round(free / GiB, 1)
             log(f"work dir {work} ({free / GiB:.0f} GiB free); database "
                 f"{'SQLite' if args.db == 'sqlite' else sa.make_url(args.db).drivername}")
+            warm_bytecode(work)
             for name in args.case_list:
                 if name == "big":
                     need = BIG_FREE_FACTOR * args.big_count * args.big_mib * MiB
@@ -754,6 +788,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "legacy_database": "sqlite" if args.db == "sqlite" else
             sa.make_url(args.db).render_as_string(hide_password=True),
             "metadata": "SQLite in newstack.data_dir (default)",
+            "python_bytecode": "cached in the work dir, compiled before the first run",
             "contenders": {c.name: DESCRIPTIONS[c.name] for c in args.contender_list},
             "units": "MB/s = bytes / wall seconds / 10^6; files/s = files / wall seconds; "
                      "wall time includes process start-up; peak RSS = max of VmHWM and VmRSS "

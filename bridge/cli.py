@@ -180,100 +180,55 @@ def _print_fixture_summary(manifest: Manifest, stats: BuildStats, as_json: bool)
 @click.option("--profile", type=click.Choice(_profile_names()), default="small",
               show_default=True, help="Fixture profile of the demo's ownCloud 10 instance.")
 @click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--migrate", "migrate_users", default="all", show_default=True,
+              metavar="none|all|U1,U2", help="Whom the demo cuts over, one after another.")
+@click.option("--no-client", is_flag=True, help="Leave out the simulated client.")
+@click.option("--keep", is_flag=True,
+              help="Leave everything running until Ctrl-C; print URLs and credentials and "
+                   "write them to DIR/demo.json.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @_friendly_errors
-def demo(demo_dir: Path, profile: str, seed: int) -> None:
-    """Run ocbridge on embedded defaults (SQLite, POSIX, loopback).
+def demo(demo_dir: Path, profile: str, seed: int, migrate_users: str, no_client: bool,
+         keep: bool, as_json: bool) -> None:
+    """Run ocbridge on embedded defaults (SQLite, POSIX, loopback ports).
 
-    Builds an ownCloud 10 instance in DIR/legacy, plans the migration, migrates the first
-    cohort into a new stack in DIR/new, verifies every migrated user (the cutover gate) and
-    prints how to serve both stacks behind the routing proxy. The cutover itself (freeze,
-    final delta, flip) joins the demo with the control plane.
+    Builds an ownCloud 10 instance in DIR/legacy, starts the legacy server, the new stack and
+    the routing proxy, keeps a simulated client reading and writing through the proxy, and
+    cuts the users over one by one (bulk copy, catch-up, freeze, final delta, verify gate,
+    flip), printing the verification and the measured freeze per user. Every server stops
+    when the demo ends (or with --keep, at Ctrl-C).
     """
-    import shutil
+    import logging
 
-    from fixtures.builder import build_instance
-    from fixtures.manifest import MANIFEST_NAME
-    from fixtures.profiles import get_profile
+    from bridge.demo import DemoOptions, run_demo, stop_on_sigterm, wait_forever
 
-    instance = demo_dir / "legacy"
-    replace = (instance / MANIFEST_NAME).exists()
-    with _progress() as progress:
-        task = progress.add_task("building the ownCloud 10 instance", total=None)
+    # each user's migration findings are known oddities of the fixture: the story stays short
+    logging.getLogger("ocbridge.migrate").setLevel(logging.ERROR)
+    out = Console()  # the demo's story goes to standard output
 
-        def report(label: str, done: int, total: int) -> None:
-            progress.update(task, description=label, completed=done, total=total)
+    def report(line: str) -> None:
+        if as_json:
+            console.print(escape(line), highlight=False, soft_wrap=True)
+        else:
+            out.print(escape(line), highlight=False, soft_wrap=True)
 
-        manifest, stats = build_instance(instance, "sqlite", get_profile(profile), seed,
-                                         replace=replace, progress=report)
-    _print_fixture_summary(manifest, stats, as_json=False)
+    def bars() -> Progress:
+        return Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                        MofNCompleteColumn(), console=console)
 
-    # the new stack starts empty on every run: the demo's instance was just rebuilt
-    new_dir = demo_dir / "new"
-    shutil.rmtree(new_dir, ignore_errors=True)
-    config_file = demo_dir / "ocbridge.toml"
-    config_file.write_text(
-        "# written by `ocbridge demo`\n"
-        f'[legacy]\nconfig_php = "{Path(manifest.config_php).resolve()}"\n'
-        'listen = "127.0.0.1:8300"\n'
-        f'[newstack]\ndata_dir = "{new_dir.resolve()}"\nlisten = "127.0.0.1:8200"\n'
-        '[proxy]\nlisten = "127.0.0.1:8100"\n', encoding="utf-8")
-    _demo_migration(config_file, manifest)
-
-
-def _demo_migration(config_file: Path, manifest: Any) -> None:
-    from migrate.plan import build_plan
-    from migrate.runner import UserMigration
-    from migrate.source import LegacySource
-    from migrate.verify import compare_backends
-    from newstack.legacy.backend import Oc10Backend
-    from newstack.legacy.instance import open_instance
-    from newstack.service import open_newstack
-
-    out = Console()  # the demo's story goes to standard output, like the fixture summary
-    settings = config_mod.load_settings(config_file)
-    legacy = open_instance(Path(manifest.config_php))
+    options = DemoOptions(demo_dir, profile, seed, migrate_users, not no_client, keep)
     try:
-        plan = build_plan(legacy)
-        ready = {u.uid for u in plan.users if u.verdict != "blocked"}
-        cohort = next((c for c in plan.cohorts if set(c.members) <= ready), None)
-        if cohort is None:
-            out.print("no cohort is ready to move; see `ocbridge migrate plan`")
-            return
-        stack = open_newstack(settings)
-        source = LegacySource(legacy)
-        out.print(f"\n[bold]migrating cohort {cohort.index}[/]: {', '.join(cohort.members)}")
-        for uid in cohort.members:
-            report = UserMigration(source, stack.store, stack.driver, uid).run()
-            out.print(f"  {uid}: {report.files} files, {report.folders} folders, "
-                          f"{report.versions} versions, {report.trash_items} trash items in "
-                          f"{report.seconds:.2f} s", highlight=False)
-        new = open_newstack(settings).backend  # as it starts now: with the instance's identity
-        old = Oc10Backend(open_instance(Path(manifest.config_php)))
-        try:
-            out.print("[bold]verifying[/] (everything a client sees, legacy against new):")
-            for uid in cohort.members:
-                gate = compare_backends(old, new, uid, content="bytes")
-                other = {f: n for f, n in gate.fields.items() if f != "extras share_types"}
-                verdict = "[green]identical[/]" if not other else f"[red]{other}[/]"
-                shares = gate.fields.get("extras share_types", 0)
-                note = (f" (except oc:share-types on {shares} nodes: sharing moves with "
-                        "issue 7)") if shares else ""
-                out.print(f"  {uid}: {verdict}{note}", highlight=False)
-        finally:
-            old.close()
-    finally:
-        legacy.close()
-    click.echo(
-        "\nnext: serve both stacks and the proxy (each in its own terminal), route "
-        "the migrated users to the new stack, and point a client at the proxy:\n"
-        f"  ocbridge serve legacy --config {config_file}\n"
-        f"  ocbridge serve newstack --config {config_file}\n"
-        f"  ocbridge proxy --config {config_file}\n"
-        + "".join(f"  ocbridge route set {uid} new --config {config_file}\n"
-                  for uid in cohort.members)
-        + f"  touch exclude.lst; owncloudcmd --exclude exclude.lst -u {cohort.members[0]} "
-        f"-p <{cohort.members[0]}'s password above> ./{cohort.members[0]}-sync "
-        "http://127.0.0.1:8100")
+        with stop_on_sigterm():
+            summary = run_demo(options, report, bars, wait_forever if keep else None)
+    except KeyboardInterrupt:
+        console.print("stopped; every server of the demo was shut down")
+        return
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+    failed = [c["uid"] for c in summary["cutovers"] if not c["ok"]]
+    client = summary.get("client", {})
+    if failed or client.get("missing") or client.get("errors"):
+        sys.exit(1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -674,6 +629,156 @@ def route_set(uid: str, state: str, config_file: Path | None, wait: float) -> No
                                    f"{waiting}")
     click.echo(f"applied by {len(status.acked)} live prox"
                f"{'y' if len(status.acked) == 1 else 'ies'}")
+
+
+# ---------------------------------------------------------------------------------------------
+# cutover, status
+
+@main.command("cutover")
+@click.option("--user", "users", multiple=True, metavar="UID", help="Cut this user over "
+              "(repeatable).")
+@click.option("--cohort", metavar="N", type=click.IntRange(min=1),
+              help="Cut over every user of cohort N of `migrate plan` together, under one "
+                   "freeze: if one fails, all go back.")
+@_CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the per-user results as JSON.")
+@_friendly_errors
+def cutover_command(users: tuple[str, ...], cohort: int | None, config_file: Path | None,
+                    as_json: bool) -> None:
+    """Move users to the new stack while they work: bulk copy, catch-up deltas, freeze
+    (acknowledged by every live proxy), final delta, the verify gate, atomic flip. A user whose
+    cutover fails is back on ownCloud 10, untouched; exit status 1 then."""
+    from bridge.cutover import Cutover
+    from bridge.store import BridgeStore
+
+    settings = _settings(config_file)
+    # a cohort moves together, under one freeze; users named one by one move one by one
+    groups = [[uid] for uid in dict.fromkeys(users)]
+    if cohort is not None:
+        named = {g[0] for g in groups}
+        groups.append([u for u in _cohort_members(settings, cohort) if u not in named])
+    groups = [g for g in groups if g]
+    if not groups:
+        raise click.UsageError("name the users to cut over: --user UID or --cohort N")
+    store = BridgeStore.from_settings(settings)
+    results = []
+    try:
+        for group in groups:
+            with _progress() as progress:
+                task = progress.add_task(", ".join(group), total=None)
+
+                def report(label: str, done: int, total: int, task: Any = task) -> None:
+                    progress.update(task, description=label, completed=done,
+                                    total=total or None)
+
+                def phase(who: str, state: str, task: Any = task) -> None:
+                    progress.update(task, description=f"{who}: {state.replace('_', ' ')}",
+                                    completed=0, total=None)
+
+                done = Cutover(settings, store, progress=report,
+                               on_phase=phase).run_together(group)
+            results.extend(done)
+            if not as_json:
+                for result in done:
+                    console.print(_cutover_line(result), highlight=False, soft_wrap=True)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
+    if not all(r.ok for r in results):
+        sys.exit(1)
+
+
+def _cohort_members(settings: config_mod.Settings, cohort: int) -> list[str]:
+    from migrate.cli import legacy_settings, open_legacy
+    from migrate.plan import build_plan
+
+    instance = open_legacy(legacy_settings(None, None) if settings.legacy.config_php is None
+                           else settings)
+    try:
+        cohorts = {c.index: c for c in build_plan(instance).cohorts}
+    finally:
+        instance.close()
+    if cohort not in cohorts:
+        raise click.BadParameter(f"the plan has {len(cohorts)} cohorts", param_hint="--cohort")
+    return list(cohorts[cohort].members)
+
+
+def _cutover_line(result: Any) -> str:
+    uid = escape(result.uid)
+    if not result.ok:
+        return (f"[bold red]{uid}: back on ownCloud 10[/] ({escape(result.reason)})"
+                + (f"; frozen {result.freeze_seconds:.2f} s" if result.freeze_seconds else ""))
+    tolerated = ", ".join(f"{k} {v}" for k, v in result.verify_tolerated.items())
+    tolerated = f" (tolerated: {tolerated})" if tolerated else ""
+    freeze = (f"[bold]{result.freeze_seconds:.2f} s[/]" if result.freeze_seconds is not None
+              else f"not yet acknowledged ({escape(result.reason)})")
+    final = result.final_delta.changes if result.final_delta else 0
+    return (f"[green]{uid}: on the new stack[/] — bulk {result.bulk_files} nodes in "
+            f"{result.bulk_seconds:.1f} s, {len(result.passes)} catch-up pass(es), final delta "
+            f"{final} change(s), gate identical{tolerated}; writes frozen {freeze} "
+            f"({result.proxies} live prox{'y' if result.proxies == 1 else 'ies'}); "
+            f"{result.seconds:.1f} s in all")
+
+
+@main.command("rollback")
+@click.option("--user", "users", multiple=True, metavar="UID", required=True,
+              help="Move this user back to ownCloud 10 (repeatable).")
+@_CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the per-user results as JSON.")
+@_friendly_errors
+def rollback_command(users: tuple[str, ...], config_file: Path | None, as_json: bool) -> None:
+    """Move users back to ownCloud 10 with what they changed on the new stack: freeze, reverse
+    delta, flip back. A user whose rollback fails stays on the new stack; exit status 1 then."""
+    from bridge.cutover import Rollback
+    from bridge.store import BridgeStore
+
+    settings = _settings(config_file)
+    store = BridgeStore.from_settings(settings)
+    results = []
+    try:
+        for uid in dict.fromkeys(users):
+            result = Rollback(settings, store, actor="ocbridge rollback").run(uid)
+            results.append(result)
+            if as_json:
+                continue
+            if result.ok:
+                console.print(
+                    f"[green]{escape(uid)}: back on ownCloud 10[/] — {result.added} added, "
+                    f"{result.changed} changed, {result.moved} moved, {result.deleted} deleted "
+                    f"({len(result.new_ids)} new fileid(s)), {result.etags_set} etag(s) kept; "
+                    f"writes frozen {result.freeze_seconds or 0:.2f} s", highlight=False)
+            else:
+                console.print(f"[bold red]{escape(uid)}: still on the {result.state} stack[/] "
+                              f"({escape(result.reason)})", highlight=False, soft_wrap=True)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
+    if not all(r.ok for r in results):
+        sys.exit(1)
+
+
+@main.command("status")
+@_CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--errors", type=click.IntRange(min=0), default=10, show_default=True,
+              help="How many of the last failures to show.")
+@_friendly_errors
+def status_command(config_file: Path | None, as_json: bool, errors: int) -> None:
+    """Users per migration state, current freezes and the last errors."""
+    from bridge.status import collect_status
+    from bridge.store import BridgeStore
+
+    store = BridgeStore.from_settings(_settings(config_file))
+    try:
+        status = collect_status(store, errors=errors)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(status.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        Console().print(status)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -165,6 +165,22 @@ class ProxySettings:
         "Largest PROPFIND answer (KiB) kept to compare property by property; larger ones are "
         "compared by status and body hash only.", default=16 * 1024
     )
+    oidc_issuer: str = _doc(
+        "OpenID Connect issuer (the `iss` of its tokens); empty = bearer JWTs are not used "
+        "for routing. Needs oidc_audience and oidc_jwks too.", default=""
+    )
+    oidc_audience: str = _doc(
+        "The `aud` a bearer JWT must carry (the client id ownCloud is registered with).",
+        default=""
+    )
+    oidc_jwks: str = _doc(
+        "The issuer's signing keys: a JWKS file path or an http(s) URL (its jwks_uri).",
+        default=""
+    )
+    oidc_uid_claim: str = _doc(
+        "The claim holding the ownCloud user id, as the openidconnect app's search "
+        "attribute in userid mode.", default="preferred_username"
+    )
 
 
 @dataclass(frozen=True)
@@ -172,6 +188,39 @@ class BridgeSettings:
     """The control plane's own store: routing table, user states, checkpoints."""
 
     store_url: str = _doc("SQLAlchemy URL; empty = SQLite in newstack.data_dir.", default="")
+
+
+@dataclass(frozen=True)
+class CutoverSettings:
+    """`ocbridge cutover` and `ocbridge rollback`: when to freeze, how long to wait, the gate."""
+
+    delta_threshold: int = _doc(
+        "Freeze once a catch-up pass finds at most this many changed nodes (added, changed, "
+        "moved, deleted): what is left for the final delta under the freeze.", default=50
+    )
+    max_passes: int = _doc(
+        "Catch-up passes before freezing anyway, however much the user still changes.",
+        default=5
+    )
+    ack_timeout: int = _doc(
+        "Seconds to wait for every live proxy to apply a freeze or flip and drain the user's "
+        "writes in flight; then the cutover fails and the user goes back to ownCloud 10.",
+        default=30
+    )
+    verify_content: Literal["none", "checksums", "bytes"] = _doc(
+        "How the gate compares file contents: checksum strings, or every byte of both sides.",
+        default="checksums"
+    )
+    gate: Literal["changes", "full"] = _doc(
+        "changes: the full comparison runs before the freeze, while the user works, and under "
+        "the freeze only what changed since is compared (the freeze grows with the change); "
+        "full: the full comparison under the freeze (grows with the tree).", default="changes"
+    )
+    verify_ignore: tuple[str, ...] = _doc(
+        "Gate difference fields tolerated (e.g. \"extras share_types\" while the new stack has "
+        "no sharing); anything else that differs fails the cutover.", default=()
+    )
+    workers: int = _doc("Parallel blob imports of the copy and the deltas.", default=8)
 
 
 @dataclass(frozen=True)
@@ -183,6 +232,7 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     proxy: ProxySettings = field(default_factory=ProxySettings)
     bridge: BridgeSettings = field(default_factory=BridgeSettings)
+    cutover: CutoverSettings = field(default_factory=CutoverSettings)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,8 +471,10 @@ def _validate(name: str, value: Any) -> tuple[bool, str]:
         if not sep or not host.strip() or not valid_port:
             return False, f"{value!r} is not HOST:PORT ({_HINTS['listen']})"
     if name in ("workers", "part_size_mb", "max_concurrency", "shadow_queue", "shadow_workers",
-                "shadow_multistatus_kb") and value < 1:
+                "shadow_multistatus_kb", "max_passes", "ack_timeout") and value < 1:
         return False, f"must be at least 1, got {value}"
+    if name == "delta_threshold" and value < 0:
+        return False, f"must be 0 or more, got {value}"
     if name == "fileid_base" and value < 2**31:
         return False, (f"{value} is too low: ownCloud 10 fileids reach 2^31 and beyond; "
                        "use a base such as 1000000000000")

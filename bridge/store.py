@@ -1,5 +1,6 @@
 """The bridge's own database: each user's routing (state, stack, epoch), the routing epoch, the
-proxies' acknowledgments of it, and generated secrets. SQLite by default, PostgreSQL at scale.
+proxies' acknowledgments of it, generated secrets, and each user's migration lifecycle with its
+audit trail (bridge/lifecycle.py). SQLite by default, PostgreSQL at scale.
 
 Every routing change bumps one global epoch in the same transaction. Proxies poll the epoch,
 apply the change, drain the affected users' in-flight writes and then record the epoch in
@@ -22,6 +23,7 @@ from sqlalchemy import Connection, Engine, event
 
 from bridge.config import Settings
 from bridge.errors import OcbridgeError
+from bridge.lifecycle import Lifecycle, Transition, check_transition, initial_state, routing_for
 
 State = Literal["legacy", "copying", "frozen", "cutover", "new"]
 Stack = Literal["legacy", "new"]
@@ -71,6 +73,27 @@ bridge_secrets = sa.Table(
     "bridge_secrets", metadata,
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.String(255), nullable=False),
+)
+#: each user's migration lifecycle (bridge/lifecycle.py); no row = as the routing says
+lifecycle = sa.Table(
+    "lifecycle", metadata,
+    sa.Column("uid", sa.String(64), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+#: every lifecycle move, kept: the audit trail
+lifecycle_audit = sa.Table(
+    "lifecycle_audit", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("uid", sa.String(64), nullable=False, index=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("from_state", sa.String(16), nullable=False),
+    sa.Column("to_state", sa.String(16), nullable=False, index=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("epoch", sa.BigInteger, nullable=True),
 )
 
 
@@ -276,6 +299,89 @@ class BridgeStore:
             if status.complete or time.monotonic() >= deadline:
                 return status
             time.sleep(poll)
+
+    # -- lifecycle and audit trail ---------------------------------------------------------------
+
+    def lifecycle(self, uid: str) -> Lifecycle:
+        """`uid`'s lifecycle state; without a record, the stack their routing names."""
+        with self.engine.connect() as conn:
+            return self._lifecycle(conn, uid)
+
+    def _lifecycle(self, conn: Connection, uid: str) -> Lifecycle:
+        found = conn.execute(sa.select(lifecycle.c.state).where(lifecycle.c.uid == uid)).scalar()
+        if found is not None:
+            return cast(Lifecycle, found)
+        stack = conn.execute(sa.select(routes.c.stack).where(routes.c.uid == uid)).scalar()
+        return initial_state(None if stack is None else str(stack))
+
+    def transition(self, uid: str, target: str, *, actor: str, reason: str = "") -> Transition:
+        """Move `uid` to lifecycle state `target` if the table allows it (TransitionError if
+        not), change the routing the new state implies (bumping the epoch) and append the move
+        to the audit trail, all in one transaction. A concurrent move of the same user makes
+        this one fail rather than both succeed."""
+        if not uid or len(uid) > 64:
+            raise StoreError(f"{uid!r} is not a user id (1 to 64 characters)")
+        now = self._clock()
+        with self._begin() as conn:
+            current = self._lifecycle(conn, uid)
+            check_transition(current, target, reason)
+            to = cast(Lifecycle, target)
+            values = {"state": to, "reason": reason, "actor": actor[:255], "updated_at": now}
+            if conn.execute(sa.select(lifecycle.c.uid).where(lifecycle.c.uid == uid)).first():
+                moved = conn.execute(lifecycle.update().where(
+                    lifecycle.c.uid == uid, lifecycle.c.state == current).values(**values))
+                if moved.rowcount != 1:
+                    raise StoreError(f"{uid}: another job changed the lifecycle state at the "
+                                     "same moment; look at `ocbridge status` and try again")
+            else:
+                conn.execute(lifecycle.insert().values(uid=uid, **values))
+            epoch = self._route_for(conn, uid, to, now)
+            conn.execute(lifecycle_audit.insert().values(
+                uid=uid, at=now, actor=actor[:255], from_state=current, to_state=to,
+                reason=reason, epoch=epoch))
+        return Transition(uid, now, actor, current, to, reason, epoch)
+
+    def _route_for(self, conn: Connection, uid: str, state: Lifecycle, now: float) -> int | None:
+        """Bring `uid`'s routing row in line with lifecycle `state`; the new epoch, or None
+        when the routing stays as it is."""
+        wanted = routing_for(state)
+        if wanted is None:
+            return None
+        row = conn.execute(sa.select(routes.c.state, routes.c.stack)
+                           .where(routes.c.uid == uid)).first()
+        old_stack = None if row is None else str(row.stack)
+        stack = _STACK_OF[wanted] or old_stack or "legacy"
+        if row is not None and (row.state, row.stack) == (wanted, stack):
+            return None
+        epoch = self._bump(conn)
+        values = {"state": wanted, "stack": stack, "epoch": epoch, "updated_at": now}
+        if row is None:
+            conn.execute(routes.insert().values(uid=uid, **values))
+        else:
+            conn.execute(routes.update().where(routes.c.uid == uid).values(**values))
+        return epoch
+
+    def lifecycles(self) -> list[tuple[str, Lifecycle, str, float]]:
+        """(uid, state, reason, since) of every user with a lifecycle record."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(lifecycle).order_by(lifecycle.c.uid)).all()
+        return [(str(r.uid), cast(Lifecycle, r.state), str(r.reason), float(r.updated_at))
+                for r in rows]
+
+    def audit(self, uid: str | None = None, *, to_state: str | None = None,
+              limit: int = 100) -> list[Transition]:
+        """The newest `limit` recorded moves (of `uid`, into `to_state`), newest first."""
+        query = sa.select(lifecycle_audit).order_by(lifecycle_audit.c.id.desc()).limit(limit)
+        if uid is not None:
+            query = query.where(lifecycle_audit.c.uid == uid)
+        if to_state is not None:
+            query = query.where(lifecycle_audit.c.to_state == to_state)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [Transition(uid=str(r.uid), at=float(r.at), actor=str(r.actor),
+                           from_state=cast(Lifecycle, r.from_state),
+                           to_state=cast(Lifecycle, r.to_state), reason=str(r.reason),
+                           epoch=None if r.epoch is None else int(r.epoch)) for r in rows]
 
     # -- secrets ----------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""`ocbridge migrate …`: the migration commands (`plan` today). bridge/cli.py registers the group;
-each command parses options, opens the instance and calls migrate/ library code."""
+"""`ocbridge migrate …`: the migration commands (plan, run, verify). bridge/cli.py registers
+the group; each command parses options, opens the instance and calls migrate/ library code."""
 
 from __future__ import annotations
 
@@ -147,6 +147,10 @@ def plan_command(config_file: Path | None, config_php: Path | None, max_cohort: 
                    "storage.link_mode; auto: reflink, else hardlink, else copy).")
 @click.option("--workers", type=click.IntRange(min=1), default=8, show_default=True,
               help="Parallel blob imports.")
+@click.option("--verify-content", is_flag=True,
+              help="Read and hash every file, also those a reflink or hardlink could take "
+                   "unread (oc_filecache has their checksum and their size and mtime are "
+                   "unchanged since ownCloud scanned them).")
 @click.option("--json", "json_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the per-user reports as JSON to this file.")
 @click.option("--metrics-file", type=click.Path(path_type=Path, dir_okay=False),
@@ -155,7 +159,7 @@ def plan_command(config_file: Path | None, config_php: Path | None, max_cohort: 
 @_friendly
 def run_command(config_file: Path | None, config_php: Path | None, users: tuple[str, ...],
                 cohort: int | None, phase: str, link_mode: str | None, workers: int,
-                json_file: Path | None, metrics_file: Path | None) -> None:
+                verify_content: bool, json_file: Path | None, metrics_file: Path | None) -> None:
     """Copy users from ownCloud 10 into the new stack, keeping every id, etag, mtime,
     checksum, version, trash item, favorite, tag, comment and credential."""
     from bridge.cli import console as err_console
@@ -181,7 +185,7 @@ def run_command(config_file: Path | None, config_php: Path | None, users: tuple[
         stack = open_newstack(settings)
         source = LegacySource(instance)
         options = MigrationOptions(link_mode=link_mode or settings.storage.link_mode,  # type: ignore[arg-type]
-                                   workers=workers)
+                                   workers=workers, verify_content=verify_content)
         reports: list[dict[str, Any]] = []
         for uid in uids:
             with _progress(err_console) as progress:
@@ -203,8 +207,9 @@ def run_command(config_file: Path | None, config_php: Path | None, users: tuple[
             err_console.print(
                 f"{escape(uid)}: {report.files} files, {report.folders} folders, "
                 f"{human_file_size(report.bytes)}, {report.versions} versions, "
-                f"{report.trash_items} trash items in {report.seconds:.1f} s ({rate:,.0f} "
-                f"files/s); {len(report.findings)} findings", highlight=False)
+                f"{report.trash_items} trash items, {report.shares} shares, {report.links} "
+                f"links, {report.oauth2_tokens} OAuth2 tokens in {report.seconds:.1f} s "
+                f"({rate:,.0f} files/s); {len(report.findings)} findings", highlight=False)
             for code, path, message in report.findings[:20]:
                 err_console.print(f"  [yellow]{escape(code)}[/] {escape(path)}: "
                                   f"{escape(message)}", highlight=False)

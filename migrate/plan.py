@@ -81,9 +81,11 @@ CODES: Final[Mapping[str, FindingKind]] = {
     "share-recipient-disabled": FindingKind(
         "warning", "carried over; the recipient's account is disabled"),
     "share-recipient-missing": FindingKind(
-        "warning", "not carried over: the share names a user that does not exist"),
+        "warning", "carried over as it is: the share names a user that does not exist; it "
+                   "reaches nobody and is listed as ownCloud lists it"),
     "share-group-missing": FindingKind(
-        "warning", "not carried over: the share names a group that does not exist"),
+        "warning", "carried over as it is: the share names a group that does not exist; it "
+                   "reaches nobody and is listed as ownCloud lists it"),
     "share-file-missing": FindingKind(
         "warning", "not carried over: the shared file or folder has no oc_filecache row"),
     "share-outside-home": FindingKind(

@@ -10,9 +10,12 @@ changes nothing.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +40,7 @@ FILES: Final = "files"
 TRASH: Final = "files_trashbin/files"
 VERSIONS: Final = "files_versions"
 TRASH_VERSIONS: Final = "files_trashbin/versions"
-PHASES: Final = ("nodes", "versions", "extras")
+PHASES: Final = ("nodes", "versions", "extras", "shares")
 FAVORITE: Final = "_$!<Favorite>!$_"
 #: files at least this big are imported on the job's thread pool, smaller ones inline
 PARALLEL_MIN_SIZE: Final = 256 * 1024
@@ -64,20 +67,56 @@ class MigrationReport:
     comments: int = 0
     dead_props: int = 0
     app_passwords: int = 0
+    oauth2_tokens: int = 0
+    avatar: bool = False
+    systemtags: int = 0
+    shares: int = 0
+    links: int = 0
+    share_members: int = 0
+    #: linked files that kept oC10's stored checksum unread (size and mtime unchanged)
+    trusted_checksums: int = 0
     linked_by: dict[str, int] = field(default_factory=dict)
     #: rows not imported (cache/, thumbnails/, uploads/...): by top folder
     skipped: dict[str, int] = field(default_factory=dict)
     #: findings: (code, path, message)
     findings: list[tuple[str, str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    #: the new stack the job writes to: a finding is logged at WARNING once per (stack, user)
+    scope: str = field(default="", repr=False)
 
     def note(self, code: str, path: str, message: str) -> None:
         self.findings.append((code, path, message))
+        if not _first_sighting(self.scope, self.uid, code, path):
+            # every catch-up pass meets the same findings again: said once at WARNING
+            log.info("%s: %s %s (again): %s", self.uid, code, path, message)
+            return
         metrics.MIGRATION_FINDINGS.labels(code).inc()
         log.warning("%s: %s %s: %s", self.uid, code, path, message)
 
     def to_json(self) -> str:
-        return json.dumps(self.__dict__, indent=2, default=list)
+        fields = {k: v for k, v in self.__dict__.items() if k != "scope"}
+        return json.dumps(fields, indent=2, default=list)
+
+
+#: findings already logged by this process, (scope, uid, code, path), oldest first; bounded
+_SEEN_FINDINGS: collections.OrderedDict[tuple[str, str, str, str], None] = \
+    collections.OrderedDict()
+_SEEN_FINDINGS_MAX: Final = 100_000
+
+
+_SEEN_LOCK = threading.Lock()  # blob imports note findings from the job's threads
+
+
+def _first_sighting(scope: str, uid: str, code: str, path: str) -> bool:
+    key = (scope, uid, code, path)
+    with _SEEN_LOCK:
+        if key in _SEEN_FINDINGS:
+            _SEEN_FINDINGS.move_to_end(key)
+            return False
+        _SEEN_FINDINGS[key] = None
+        if len(_SEEN_FINDINGS) > _SEEN_FINDINGS_MAX:
+            _SEEN_FINDINGS.popitem(last=False)
+        return True
 
 
 @dataclass(frozen=True)
@@ -86,6 +125,8 @@ class MigrationOptions:
     link_mode: LinkMode = "auto"
     #: parallel blob imports (file reads and S3 uploads overlap; hashing releases the GIL)
     workers: int = 8
+    #: hash every file even when a link could trust oC10's stored checksum
+    verify_content: bool = False
 
 
 ProgressFn = Callable[[str, int, int], None]
@@ -101,12 +142,14 @@ class UserMigration:
         self.driver = driver
         self.uid = uid
         self.options = options or MigrationOptions()
-        self.report = MigrationReport(uid)
+        self.report = MigrationReport(uid, scope=str(store.engine.url))
         self._progress = progress
         #: tests: called at every step boundary with its name; raising there is a kill -9
         self._crash = crash_hook or (lambda step: None)
         self._home = source.home(uid)
         self._executor: ThreadPoolExecutor | None = None
+        #: whether blobs are being linked rather than written (decided by the last batch)
+        self._linking = self.options.link_mode != "copy"
 
     # -- the job ----------------------------------------------------------------------------------
 
@@ -130,6 +173,7 @@ class UserMigration:
             self._phase_nodes(storage)
             self._phase_versions(storage)
             self._phase_extras(storage)
+            self._phase_shares()
         else:
             self.report.note("no-home", "", "the user never logged in on ownCloud: no files; "
                              "the new stack makes an empty home")
@@ -143,7 +187,9 @@ class UserMigration:
         config = self.source.instance.config
         wanted = {"instance_id": config.instanceid, "secret": config.secret,
                   "passwordsalt": config.passwordsalt,
-                  "data_fingerprint": config.data_fingerprint}
+                  "data_fingerprint": config.data_fingerprint,
+                  # where received shares land (config.php share_folder); native reads it too
+                  "share_folder": config.share_folder}
         current = self.store.settings()
         if current.get("instance_id") not in (None, "", wanted["instance_id"]):
             with self.store.read() as conn:
@@ -188,6 +234,16 @@ class UserMigration:
             self.store.update_user(self.uid, password=stored_hash, **values)
         self._import_groups()
         self._import_app_passwords()
+        self._import_account_data()
+
+    def _import_account_data(self) -> None:
+        from migrate import account_data
+
+        counts = account_data.import_oauth2(self.source, self.store, self.uid, time.time(),
+                                            self.report.note)
+        self.report.oauth2_tokens = counts.access_tokens + counts.refresh_tokens
+        self.report.avatar = account_data.import_avatar(
+            self.source, self.store, self.driver, self.uid, self._home, self.report.note)
 
     def _import_groups(self) -> None:
         t = self.source.t
@@ -293,6 +349,8 @@ class UserMigration:
                 self.report.linked_by[info.linked_by] = \
                     self.report.linked_by.get(info.linked_by, 0) + 1
             computed = info.checksums.oc10() if info.checksums is not None else ""
+            if info.checksums is None:  # linked unread: the stored checksum was trusted
+                self.report.trusted_checksums += 1
             if info.size != row.size:
                 self.report.note("wrong-size-row", row.path,
                                  f"oc_filecache says {row.size} bytes, the file has "
@@ -314,14 +372,20 @@ class UserMigration:
         """Copy, link or upload each file's bytes under a blob id made of its fileid and etag
         (so a re-run after a crash overwrites rather than duplicates); rows whose file is gone
         or unreadable get no blob (served as oC10 serves them: 503 on GET) and a finding."""
+        home = str(self._home) + "/"
+        may_link = self.options.link_mode != "copy" and not self.options.verify_content
+
         def one(row: SourceRow) -> tuple[int, tuple[str, BlobInfo] | None]:
             blob_id = blob_id_for(row.fileid, row.etag)
             if row.encrypted:
                 self.report.note("encrypted", row.path, "server-side encrypted: not migrated")
                 return row.fileid, None
+            path = home + row.path
             try:
-                info = self.driver.link_from_path(blob_id, self._home / row.path,
-                                                  self.options.link_mode)
+                hash_it = not (may_link and row.checksum
+                               and trusts_stored_checksum(row, os.stat(path)))
+                info = self.driver.link_from_path(blob_id, path, self.options.link_mode,
+                                                  checksums=hash_it)
             except FileNotFoundError:
                 self.report.note("row-without-file", row.path,
                                  "no file on disk: imported without content (GET answers 503 "
@@ -334,15 +398,17 @@ class UserMigration:
 
         if not rows:
             return {}
-        # small files cost Python time, not I/O: threads would only hand the GIL around; big
-        # ones (reads, hashing, S3 parts) overlap on the job's pool
-        big = [r for r in rows if r.size >= PARALLEL_MIN_SIZE] \
-            if self.options.workers > 1 else []
-        futures = [self._pool().submit(one, r) for r in big]
+        pooled = [r for r in rows if on_pool(r.size, self._linking, self.options.workers)]
         with self._durable_batch():
-            results = [one(r) for r in rows if r.size < PARALLEL_MIN_SIZE or not big]
+            futures = [self._pool().submit(one, r) for r in pooled]
+            results = [one(r) for r in rows
+                       if not on_pool(r.size, self._linking, self.options.workers)]
             results.extend(f.result() for f in futures)
-        return {fileid: blob for fileid, blob in results if blob is not None}
+        blobs = {fileid: blob for fileid, blob in results if blob is not None}
+        if blobs:
+            # "auto" links on one filesystem and copies across two; S3 always copies
+            self._linking = not any(info.linked_by == "copy" for _, info in blobs.values())
+        return blobs
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -438,12 +504,17 @@ class UserMigration:
                                    deleted_at=int(ts)))
         favorites, tags = self._categories(known)
         comments, markers = self._comments(known)
-        props = self._dead_props(known)
+        props = self._dead_props(storage, known)
+        from migrate import account_data
+
+        systemtags = account_data.systemtag_assignments(self.source, storage, known)
         with self.store.write(self.uid) as conn:
+            account_data.import_systemtag_definitions(self.source, conn)
             for table, rows in ((schema.trash, trash_rows), (schema.favorites, favorites),
                                 (schema.tags, tags), (schema.comments, comments),
                                 (schema.comment_read_markers, markers),
-                                (schema.dead_props, props)):
+                                (schema.dead_props, props),
+                                (schema.systemtag_objects, systemtags)):
                 if rows:
                     conn.execute(sa.insert(table), rows)
             self._crash("extras:rows-inserted")
@@ -453,6 +524,43 @@ class UserMigration:
         self.report.tags = len(tags)
         self.report.comments = len(comments)
         self.report.dead_props = len(props)
+        self.report.systemtags = len(systemtags)
+
+    # -- phase 4: shares and public links ---------------------------------------------------------
+
+    def _phase_shares(self) -> None:
+        """The shares and links of the user's items (migrate/shares.py): one idempotent pass,
+        checkpointed when done; a catch-up pass runs it again."""
+        if self._checkpoint(None, "shares") >= 0:
+            return
+        from migrate import shares
+
+        counts = shares.import_user_shares(self.source.engine, self.source.t, self.store,
+                                           self.uid)
+        self._crash("shares:imported")
+        for code, ids in sorted(counts.skipped.items()):
+            self.report.note(code, ", ".join(f"share {i}" for i in ids[:10]),
+                             f"{len(ids)} share(s) or link(s) not carried over "
+                             f"({SHARE_SKIPS.get(code, code)})")
+        for code, ids in sorted(counts.noted.items()):
+            self.report.note(code, ", ".join(f"share {i}" for i in ids[:10]),
+                             f"{len(ids)} share(s) carried over as they are, reaching nobody "
+                             f"as on ownCloud ({SHARE_SKIPS.get(code, code)})")
+        if counts.federated:
+            self.report.note("federated-share-sent", "",
+                             f"{counts.federated} federated share(s) carried as data; the "
+                             "remote servers are not contacted and keep addressing this host")
+        t = self.source.t
+        received = self.source.table_rows(t.share_external, t.share_external.c.user == self.uid)
+        if received:
+            self.report.note("federated-share-received", "",
+                             f"{len(received)} share(s) received from other servers: not "
+                             "carried over (the new stack does not mount federated shares)")
+        with self.store.write(self.uid) as conn:
+            self._save_checkpoint(conn, "shares", 0)
+        self.report.shares = counts.shares + counts.federated
+        self.report.links = counts.links
+        self.report.share_members = counts.members
 
     def _categories(self, known: set[int]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         t = self.source.t
@@ -493,25 +601,70 @@ class UserMigration:
                                         marked_at=_unix(row.marker_datetime)))
         return comments, markers
 
-    def _dead_props(self, known: set[int]) -> list[dict[str, Any]]:
-        from newstack.legacy import annotations as legacy_annotations
+    def _dead_props(self, storage: int, known: set[int]) -> list[dict[str, Any]]:
+        """oc_properties of the user's nodes, decoded as the oc10 backend serves them (one
+        query joined on the home storage rather than one per 900 fileids)."""
+        from newstack.dav.xml import xml_text
+        from newstack.legacy.annotations import VT_STRING, VT_XML
 
-        ids = sorted(known)
-        out = []
+        p, fc = self.source.t.properties, self.source.t.filecache
+        query = (sa.select(p.c.fileid, p.c.propertyname, p.c.propertyvalue, p.c.propertytype)
+                 .join(fc, fc.c.fileid == p.c.fileid).where(fc.c.storage == storage)
+                 .order_by(p.c.id))
+        found: dict[tuple[int, str], dict[str, Any]] = {}
         with self.source.engine.connect() as conn:
-            for start in range(0, len(ids), 900):
-                extras = legacy_annotations.extras(conn, self.source.t, self.uid,
-                                                   ids[start:start + 900])
-                for fileid, extra in extras.items():
-                    for name, value in extra.dead.items():
-                        out.append(dict(fileid=fileid, name=name, value=value))
-        return out
+            for fileid, name, value, kind in conn.execute(query):
+                if int(fileid) not in known:
+                    continue
+                if kind == VT_STRING:
+                    xml = xml_text(value or "")
+                elif kind == VT_XML:
+                    xml = value or ""
+                else:
+                    self.report.note("dead-property-php-object", str(fileid),
+                                     f"{name}: a serialised PHP object; only PHP can read "
+                                     "it back, not migrated (the oc10 backend does not serve "
+                                     "it either)")
+                    continue
+                # a later row of one name wins, as a dict filled in id order does
+                found[(int(fileid), name)] = dict(fileid=int(fileid), name=name, value=xml)
+        return list(found.values())
 
 
 def blob_id_for(fileid: int, etag: str) -> str:
-    """The blob of a migrated file: one per (fileid, content), so re-runs overwrite."""
-    safe = "".join(ch for ch in etag if ch.isalnum())[:40] or "none"
-    return f"oc10-{fileid}-{safe}"
+    """The blob of a migrated file: one per (fileid, content), so re-runs overwrite. The first
+    four characters (the POSIX driver's two fan-out levels) come from the fileid's middle
+    bytes: 256 consecutive fileids share a directory, so a batch touches a handful of
+    directories and no directory grows past 256 blobs per 16.7 million fileids."""
+    safe = etag[:40] if etag.isascii() and etag.isalnum() else \
+        "".join(ch for ch in etag if ch.isascii() and ch.isalnum())[:40]
+    return f"{(fileid >> 16) & 0xFF:02x}{(fileid >> 8) & 0xFF:02x}-oc10-{fileid}-{safe or 'none'}"
+
+
+#: why a share stays behind, for the report (the codes are migrate/plan.py's)
+SHARE_SKIPS: Final = {
+    "share-legacy-item": "pre-ownCloud-8 shares of items that are not files or folders",
+    "share-file-missing": "the shared item has no oc_filecache row among the user's files",
+    "share-outside-home": "the shared item is not in the owner's home (external storage)",
+    "share-recipient-missing": "the recipient user does not exist",
+    "share-group-missing": "the recipient group does not exist",
+}
+
+
+def on_pool(size: int, linking: bool, workers: int) -> bool:
+    """Whether a file is imported on the job's thread pool rather than inline. A link costs
+    Python time only (threads would hand the GIL around), so small linked files stay inline;
+    writing a file waits on the filesystem (creating it, writing, S3 round trips), which
+    threads overlap."""
+    return workers > 1 and (size >= PARALLEL_MIN_SIZE or not linking)
+
+
+def trusts_stored_checksum(row: SourceRow, st: os.stat_result) -> bool:
+    """Whether a linked file may keep oC10's stored checksum without being read: only when
+    the file is what oC10 scanned (same size, same mtime as oc_filecache.storage_mtime); a
+    changed file, or one without a stored checksum, is hashed."""
+    return (bool(row.checksum) and st.st_size == row.size
+            and int(st.st_mtime) == row.storage_mtime)
 
 
 def _unix(value: Any) -> int:

@@ -50,6 +50,12 @@ EXTRAS: Final = "extras"  # favorite, tags, share types, comment counts, dead pr
 VERSION: Final = "version"  # versions of a file: ids, sizes, etags, checksums, content
 TRASH: Final = "trash"  # trashed items and everything inside trashed folders
 FAVORITES: Final = "favorites"  # the favorites list (REPORT oc:filter-files)
+# Through the databases (the oc10 backend against the native one; migrate/account_data.py):
+OAUTH2: Final = "oauth2"  # access and refresh tokens (token, client, expiry) and their clients
+AVATAR: Final = "avatar"  # the uploaded avatar: present, type, bytes
+SYSTEMTAGS: Final = "systemtags"  # system tags on the user's files, and the tags themselves
+SHARES: Final = "shares"  # the user's shares: every oc_share column, members' own rows
+LINKS: Final = "links"  # the user's public links: token, password hash, expiry, name, …
 # Through the servers:
 HTTP_STATUS: Final = "http-status"  # a PROPFIND answered differently (207/401/404/…)
 HTTP_HEADER: Final = "http-header"  # Content-Type of a 207
@@ -274,6 +280,7 @@ def _compare_all(legacy: FilesBackend, new: FilesBackend, uid: str, report: Veri
         walk.files()
         walk.trash()
     _compare_favorites(legacy, new, uid, report)
+    _compare_account_data(legacy, new, uid, report)
 
 
 def _compare_quota(legacy: FilesBackend, new: FilesBackend, uid: str,
@@ -757,6 +764,85 @@ def _parse_multistatus(chunks: Iterator[bytes], origin: str
 
 
 # ---------------------------------------------------------------------------------------------
+def _compare_account_data(legacy: FilesBackend, new: FilesBackend, uid: str,
+                          report: VerifyReport) -> None:
+    """OAuth2 tokens, the avatar and system tags: kept in tables neither backend lists through
+    FilesBackend, so compared row by row when legacy is an ownCloud database and new the native
+    store (other pairs, e.g. two native stacks in tests, are not compared here)."""
+    from newstack.legacy.backend import Oc10Backend
+    from newstack.native import NativeBackend
+
+    old_db = getattr(legacy, "inner", legacy)
+    new_db = getattr(new, "inner", new)
+    if not isinstance(old_db, Oc10Backend) or not isinstance(new_db, NativeBackend):
+        return
+    from migrate import account_data
+
+    old, now = account_data.legacy_account_data(old_db, uid), \
+        account_data.native_account_data(new_db, uid)
+    for kind, name in ((OAUTH2, "access_tokens"), (OAUTH2, "refresh_tokens"),
+                       (OAUTH2, "clients"), (SYSTEMTAGS, "assignments"),
+                       (SYSTEMTAGS, "tags"), (AVATAR, "avatar")):
+        a, b = getattr(old, name), getattr(now, name)
+        report.checked[f"{kind} {name}"] += len(a)
+        for key in sorted(a.keys() | b.keys(), key=str):
+            if a.get(key) != b.get(key):
+                report.add(kind, str(key), name, a.get(key), b.get(key))
+    _compare_shares(old_db, new_db, uid, report)
+
+
+def _compare_shares(old_db: Any, new_db: Any, uid: str, report: VerifyReport) -> None:
+    """The owner's shares and links that carry over (migrate/shares.py decides, and reports
+    the others as findings), column by column, and their group members' own rows."""
+    import sqlalchemy as sa
+
+    from migrate import shares as share_migration
+    from newstack.metadata import schema
+    from newstack.sharing.model import TYPE_GROUP, TYPE_LINK, TYPE_USERGROUP
+
+    expected: dict[int, Any] = {}
+    members: dict[tuple[int, str], tuple[str, int]] = {}
+    for carried, _rows, _reasons in share_migration.carried_batches(old_db.engine, old_db.t,
+                                                                    uid):
+        expected.update((s.id, s) for s in carried)
+        groups = [s.id for s in carried if s.share_type == TYPE_GROUP]
+        if groups:
+            with old_db.engine.connect() as conn:
+                for parent, member, target, state in share_migration.members_of(
+                        conn, old_db.t, groups):
+                    members[(parent, member)] = (target, state)
+    found = {s.id: s for s in new_db.shares.created_by(uid, reshares=True)
+             if s.uid_owner == uid}
+    for share_id in sorted(expected.keys() | found.keys()):
+        a, b = expected.get(share_id), found.get(share_id)
+        either = a if a is not None else b
+        assert either is not None  # the id came from one of the two
+        kind = LINKS if either.share_type == TYPE_LINK else SHARES
+        report.checked[kind] += a is not None
+        if a is None or b is None:
+            report.add(kind, f"share {share_id}", "exists", a is not None, b is not None)
+            continue
+        for name in a.__dataclass_fields__:
+            if getattr(a, name) != getattr(b, name):
+                report.add(kind, f"share {share_id}", name, getattr(a, name), getattr(b, name))
+    s = schema.shares
+    groups = sorted(i for i, share in found.items() if share.share_type == TYPE_GROUP)
+    now: dict[tuple[int, str], tuple[str, int]] = {}
+    with new_db.store.read() as conn:
+        for start in range(0, len(groups), 500):
+            for row in conn.execute(sa.select(s.c.parent, s.c.share_with, s.c.file_target,
+                                              s.c.accepted).where(
+                    s.c.parent.in_(groups[start:start + 500]),
+                    s.c.share_type == TYPE_USERGROUP)):
+                now[(int(row.parent), str(row.share_with))] = (row.file_target or "",
+                                                                int(row.accepted))
+    report.checked["share members"] += len(members)
+    for key in sorted(members.keys() | now.keys()):
+        if members.get(key) != now.get(key):
+            report.add(SHARES, f"share {key[0]} member {key[1]}", "target, state",
+                       members.get(key), now.get(key))
+
+
 # For the CLI
 
 

@@ -13,14 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge import metrics
+from newstack import oauth2
 from newstack.backend import BackendError, FilesBackend, User
 from newstack.dav import chunking, locking, meta, methods, report, trashbin
 from newstack.dav import errors as dav_errors
+from newstack.dav import public as dav_public
 from newstack.dav.methods import MethodNotAllowedError, Target
 from newstack.http import BadRequestError, Request, Response
+from newstack.links import Links
 from newstack.metadata.store import LoginThrottle
 from newstack.ocs import capabilities as ocs_caps
 from newstack.ocs import envelope as ocs_envelope
+from newstack.ocs import shares as ocs_shares
 from newstack.ocs import status as ocs_status
 from newstack.ocs import users as ocs_users
 
@@ -54,6 +58,9 @@ class NewstackApp:
             edition=self.info.edition, product=self.info.product,
             hostname=self.info.hostname)
         self.throttle = LoginThrottle()
+        self.shares_api = ocs_shares.SharesApi(backend, self.capability_settings)
+        self.public_dav = dav_public.PublicDav(backend)
+        self.links = Links(backend, webroot=self.capability_settings.webroot)
         metrics.BACKEND_UP.set(1)
         #: /remote.php/dav/<name>/… trees besides files/, each in its own module
         self.dav_trees: dict[str, TreeHandler] = {}
@@ -97,6 +104,22 @@ class NewstackApp:
         for prefix in ("/remote.php/webdav", "/remote.php/files"):
             if path == prefix or path.startswith(prefix + "/"):
                 return self.dav(req, legacy_prefix=prefix)
+        if path == dav_public.PUBLIC_WEBDAV or path.startswith(dav_public.PUBLIC_WEBDAV + "/"):
+            return self.public_dav.public_webdav(req)
+        if path.startswith(dav_public.PUBLIC_FILES):
+            return self.public_dav.public_files(req)
+        if path == oauth2.TOKEN_PATH:
+            # the token endpoint of migrated OAuth2 clients (a backend without a metadata
+            # store, such as the oc10 one, has no tokens of its own to refresh)
+            store = getattr(self.backend, "store", None)
+            if store is not None:
+                return oauth2.TokenEndpoint(store)(req)
+        link = path.removeprefix("/index.php")
+        if link.startswith("/s/"):
+            return self.links.public_link(req, link[len("/s/"):])
+        if link.startswith("/f/"):
+            return self.links.private_link(req, self._authenticate(req),
+                                           link[len("/f/"):].strip("/"))
         if path.startswith("/remote.php/dav/"):
             tree, _, rest = path[len("/remote.php/dav/"):].partition("/")
             if tree == "files":
@@ -150,6 +173,17 @@ class NewstackApp:
             return self._ocs_result(*ocs_envelope.render_ocs(
                 ocs_users.cloud_users_id(user, self.backend.quota(user.uid)), version=version,
                 fmt=fmt, message=None, totalitems=None, itemsperpage=None, legacy=True))
+        elif route.startswith("apps/files_sharing/api/v1/"):
+            reply = self.shares_api.route(req, user, route.removeprefix("apps/files_sharing/"
+                                                                        "api/v1/"),
+                                          host_url=req.host_url(), version=version)
+            if reply is None:
+                return self._ocs_result(*ocs_envelope.ocs_error(998, "Invalid query", version,
+                                                                fmt))
+            status, headers, body = ocs_envelope.render_ocs(
+                reply.data, version=version, fmt=fmt, statuscode=reply.statuscode,
+                message=reply.message)
+            return Response.of(status, body, headers=[*headers, *reply.headers])
         else:
             return self._ocs_result(*ocs_envelope.ocs_error(998, "Invalid query", version,
                                                             fmt))
@@ -227,6 +261,13 @@ class NewstackApp:
     def _authenticate(self, req: Request) -> User | None:
         credentials = req.basic_credentials()
         if credentials is None:
+            # owncloud/oauth2's AuthModule: 'Bearer ' and the token after it
+            header = req.environ.get("HTTP_AUTHORIZATION", "")
+            # (the native backend has it; a backend without OAuth2 tokens knows none)
+            bearer: Callable[[str], User | None] | None = getattr(
+                self.backend, "authenticate_bearer", None)
+            if header.startswith("Bearer ") and bearer is not None:
+                return bearer(header[7:])
             return None
         login, password = credentials
         remote = req.environ.get("REMOTE_ADDR", "")

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from bridge.errors import OcbridgeError
+
+if TYPE_CHECKING:
+    from newstack.sharing.model import ShareStore
 
 # ---------------------------------------------------------------------------------------------
 # Values
@@ -37,6 +40,10 @@ class Node:
     mimetype: str
     #: 'SHA1:… MD5:… ADLER32:…' or '' when unknown
     checksum: str = ""
+    #: in a share the user received (oC10's `shared::` storage: the `S` permission letter)
+    shared: bool = False
+    #: in a received share: that share's permissions (x1:share-permissions), else None
+    share_permissions: int | None = None
 
 
 @dataclass(frozen=True)
@@ -276,3 +283,22 @@ class FilesBackend(Protocol):
     def refresh_lock(self, uid: str, token: str, timeout: int) -> Lock: ...
 
     def unlock(self, uid: str, path: str, token: str) -> None: ...
+
+    # sharing (newstack/sharing; recipients' mounts come from newstack/sharing/view.py) -------
+    @property
+    def shares(self) -> ShareStore:
+        """oc_share semantics: the native `shares` table or oC10's oc_share in place."""
+
+    @property
+    def passwordsalt(self) -> str:
+        """config.php `passwordsalt`: legacy bcrypt link-password hashes depend on it."""
+
+    def find_users(self, pattern: str, limit: int) -> list[User]:
+        """At most `limit` users whose uid, display name or e-mail contains `pattern` ignoring
+        case (disabled ones too), ordered by uid; for sharee search."""
+
+    def find_groups(self, pattern: str, limit: int) -> list[str]:
+        """At most `limit` gids containing `pattern` ignoring case, ordered by gid."""
+
+    def group_members(self, gid: str) -> list[str]:
+        """Uids in group `gid`, ordered; [] for an unknown group."""

@@ -7,6 +7,7 @@ or refused write leaves nothing behind; the metadata follows ownCloud 10's rules
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 import threading
@@ -74,6 +75,8 @@ from newstack.rules import (
     restore_names,
     strictly_below,
 )
+from newstack.sharing.directory import NativeDirectory
+from newstack.sharing.native_store import NativeShareStore
 from newstack.storage.base import StorageDriver, StorageError
 
 _SCOPES: Final = ("exclusive", "shared")
@@ -144,23 +147,38 @@ class NativeBackend:
         passwordsalt: str,
         credential_cache: VerifiedCredentialCache,
         default_quota: str | None = None,
+        share_folder: str = "/",
         clock: Callable[[], float] = time.time,
         user_cache_ttl: float = USER_CACHE_TTL,
     ) -> None:
         self.store = store
         self.driver = driver
+        self.shares = NativeShareStore(store, clock=clock)
+        self._directory = NativeDirectory(store.engine)
         self.instance_id = instance_id
         self.data_fingerprint = data_fingerprint
         self._secret = secret
         self._passwordsalt = passwordsalt
         self._credentials = credential_cache
         self._default_quota = default_quota
+        #: where new shares land in recipients' files (oC10's config.php `share_folder`)
+        self.share_folder = share_folder
         self._clock = clock
         self._users = (
             _AuthenticatedUsers(user_cache_ttl, USER_CACHE_ENTRIES, time.monotonic)
             if user_cache_ttl > 0
             else None
         )
+
+    def set_identity(self, identity: dict[str, str]) -> None:
+        """Take up the instance identity migration imported while this process was serving
+        (newstack/service.py watches for it): oc:id, fingerprint and hashes depend on it."""
+        self.instance_id = identity["instance_id"]
+        self.data_fingerprint = identity.get("data_fingerprint", "")
+        self._secret = identity["secret"]
+        self._passwordsalt = identity["passwordsalt"]
+        self._default_quota = identity.get("default_quota")
+        self.share_folder = identity.get("share_folder", "/")
 
     # -- users and credentials --------------------------------------------------------------------
 
@@ -187,6 +205,17 @@ class NativeBackend:
             if user is not None:
                 self._users.put(key, generation, user)
         return user
+
+    def authenticate_bearer(self, token: str) -> User | None:
+        """An OAuth2 access token carried over from ownCloud's oauth2 app (AuthModule): known,
+        not expired (refused from its `expires` second on), its user enabled."""
+        found = self.store.oauth2_access_token(token) if token else None
+        if found is None or self._clock() >= found[1]:
+            return None
+        record = self.store.user(found[0])
+        if record is None or not record.enabled:
+            return None
+        return self._user(record)
 
     def _authenticate(self, login: str, password: str) -> User | None:
         record = self._login(login, password)
@@ -236,8 +265,10 @@ class NativeBackend:
         return parse_quota(record.quota, self._default_quota)
 
     def delete_user(self, uid: str) -> None:
-        """Delete a user and all their files, versions and trash, blobs included."""
+        """Delete a user and all their files, versions and trash, blobs included, and their
+        shares (given and received), as oC10's post_deleteUser hook does."""
         self.store.delete_user(uid, lambda blob: self.driver.delete(blob, missing_ok=True))
+        self.shares.user_deleted(uid)
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -270,7 +301,8 @@ class NativeBackend:
             tags = self.store.tags(conn, uid, ids)
             comments = self.store.comment_counts(conn, uid, ids)
             dead = self.store.dead_props(conn, ids)
-        annotated = favorites.union(tags, comments, dead)
+            shared = self.shares.share_types(conn, uid, ids, self._today())
+        annotated = favorites.union(tags, comments, dead, shared)
         # most nodes have no annotation: they share one empty NodeExtras (read-only, as
         # dav/props.py's own _NO_EXTRAS), which spares a thousand-entry listing ~2 ms
         empty = NodeExtras()
@@ -278,7 +310,7 @@ class NativeBackend:
             fileid: NodeExtras(
                 favorite=fileid in favorites,
                 tags=tuple(tags.get(fileid, ())),
-                share_types=(),  # the native stack has no shares yet
+                share_types=shared.get(fileid, ()),
                 comments_count=comments.get(fileid, (0, 0))[0],
                 comments_unread=comments.get(fileid, (0, 0))[1],
                 dead=dead.get(fileid, {}),
@@ -287,6 +319,9 @@ class NativeBackend:
             else empty
             for fileid in ids
         }
+
+    def _today(self) -> dt.date:
+        return dt.datetime.fromtimestamp(self._clock(), dt.UTC).date()
 
     def quota(self, uid: str) -> Quota:
         with self.store.read() as conn:
@@ -644,6 +679,11 @@ class NativeBackend:
             node = self._get(conn, uid, path)
             self.store.set_favorite(conn, uid, node.fileid, favorite)
 
+    def set_favorite_by_id(self, uid: str, fileid: int, favorite: bool) -> None:
+        """Favorite a node of another owner that `uid` sees through a share (per user)."""
+        with self.store.write(uid) as conn:
+            self.store.set_favorite(conn, uid, fileid, favorite)
+
     def set_tags(self, uid: str, path: str, tags: Iterable[str]) -> None:
         """Replace the user's personal tags of a node (PROPPATCH oc:tags)."""
         path = normalize(path)
@@ -839,7 +879,15 @@ class NativeBackend:
             return [_node(record) for record in self.store.search_names(conn, uid, like, limit)]
 
     def systemtag_fileids(self, uid: str, tag_id: int) -> list[int]:
-        raise NotFoundError(f"no system tag {tag_id}: the native backend has no system tags yet")
+        """As the oc10 backend answers (FilesReportPlugin::getSystemTagFileIds): NotFoundError
+        for an unknown tag, or an invisible one asked by a non-admin."""
+        with self.store.read() as conn:
+            visibility = self.store.systemtag_visibility(conn, tag_id)
+            if visibility is None:
+                raise NotFoundError(f"no system tag {tag_id}")
+            if not visibility and "admin" not in self.store.groups_of(uid):
+                raise NotFoundError(f"system tag {tag_id} is not visible to {uid!r}")
+            return self.store.systemtag_fileids(conn, tag_id)
 
     # -- locks ------------------------------------------------------------------------------------
 
@@ -911,6 +959,22 @@ class NativeBackend:
             ):
                 raise ConflictError(f"lock {token!r} does not cover {path!r}")
             self.store.delete_lock(conn, token)
+
+    # -- sharees ----------------------------------------------------------------------------------
+
+    @property
+    def passwordsalt(self) -> str:
+        return self._passwordsalt
+
+    def find_users(self, pattern: str, limit: int) -> list[User]:
+        found = (self.user(uid) for uid in self._directory.find_uids(pattern, limit))
+        return [user for user in found if user is not None]
+
+    def find_groups(self, pattern: str, limit: int) -> list[str]:
+        return self._directory.find_groups(pattern, limit)
+
+    def group_members(self, gid: str) -> list[str]:
+        return self._directory.group_members(gid)
 
     # -- helpers ----------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import BinaryIO, Final, Protocol
 from bridge.oc10.mimetypes import mimetype_for
 from newstack.backend import (
     AlreadyExistsError,
+    ConflictError,
     ForbiddenError,
     IncompleteBodyError,
     InvalidPathError,
@@ -80,7 +81,9 @@ def check_move(src: str, dst: str, verb: str) -> None:
     if src == dst:
         raise ForbiddenError("Source and destination uri are identical.")
     if dst.startswith(src + "/"):
-        raise ForbiddenError(f"cannot {verb} {src!r} into itself ({dst!r})")
+        # sabre/dav's CorePlugin refuses this before ownCloud sees it: 409, not 403
+        raise ConflictError("The destination may not be part of the same subtree as the source "
+                            "path.")
 
 
 def check_replace(src: str, dst: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from newstack.app import NewstackApp, ServerInfo
 from newstack.metadata.engine import open_engine
 from newstack.metadata.store import MetadataStore
 from newstack.native import NativeBackend
+from newstack.sharing.view import SharingBackend
 from newstack.storage.base import StorageDriver
 from newstack.storage.registry import driver_from_settings
 
@@ -82,10 +84,43 @@ def open_newstack(settings: Settings) -> Newstack:
         data_fingerprint=identity.get("data_fingerprint", ""), secret=identity["secret"],
         passwordsalt=identity["passwordsalt"],
         credential_cache=VerifiedCredentialCache(ttl=300),
-        default_quota=identity.get("default_quota"))
+        default_quota=identity.get("default_quota"),
+        share_folder=identity.get("share_folder", "/"))
     return Newstack(store, driver, backend)
 
 
 def make_app(settings: Settings) -> NewstackApp:
-    return NewstackApp(open_newstack(settings).backend,
-                       ServerInfo(hostname=socket.gethostname()))
+    backend = open_newstack(settings).backend
+    watch_identity(backend)
+    # recipients see their received shares mounted (newstack/sharing/view.py)
+    return NewstackApp(SharingBackend(backend), ServerInfo(hostname=socket.gethostname()))
+
+
+#: how often a serving process looks for an identity imported by a first migration
+IDENTITY_RELOAD_SECONDS = 1.0
+_IDENTITY_FIELDS = (*IDENTITY_KEYS, "data_fingerprint", "default_quota", "share_folder")
+
+
+def watch_identity(backend: NativeBackend, interval: float = IDENTITY_RELOAD_SECONDS,
+                   stop: threading.Event | None = None) -> threading.Thread:
+    """Reload the instance identity when migration replaces it (once: the first user's bulk
+    copy imports ownCloud's instanceid, secret and salt), so that a stack started before then
+    serves ownCloud's oc:id without a restart (docs/cutover.md)."""
+
+    stopped = stop or threading.Event()
+
+    def watch() -> None:
+        seen = {k: backend.store.settings().get(k) for k in _IDENTITY_FIELDS}
+        while not stopped.wait(interval):
+            try:
+                current = backend.store.settings()
+            except Exception:  # noqa: BLE001 - a database hiccup: look again next time
+                continue
+            now = {k: current.get(k) for k in _IDENTITY_FIELDS}
+            if now != seen and all(now[k] for k in IDENTITY_KEYS):
+                backend.set_identity(current)
+                seen = now
+
+    thread = threading.Thread(target=watch, name="identity-watch", daemon=True)
+    thread.start()
+    return thread

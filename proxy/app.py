@@ -13,7 +13,8 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qs
 
 from bridge import metrics
@@ -25,6 +26,7 @@ from proxy.forward import Backend, Exchange, Receive, Scope, Send, forward, send
 from proxy.freeze import frozen_answer, is_write
 from proxy.identify import (
     COOKIE_NAME,
+    Bearer,
     Identity,
     Lookups,
     RequestFacts,
@@ -41,6 +43,9 @@ from proxy.route import Decision, route
 from proxy.shadow import Shadow
 from proxy.view import ViewKeeper
 
+if TYPE_CHECKING:
+    from proxy.oidc import Verifier
+
 log = logging.getLogger("ocbridge.proxy")
 access_log = logging.getLogger("ocbridge.proxy.access")
 
@@ -48,6 +53,8 @@ access_log = logging.getLogger("ocbridge.proxy.access")
 LOGIN_FORM_LIMIT: Final = 16 * 1024
 _LINK_IN_PATH = re.compile(r"(/s/|/public-files/)[^/]+")
 _LOOPBACK: Final = ("127.0.0.1", "::1")
+COOKIE_RESIGN_SECONDS: Final = 60
+COOKIE_CACHE_SIZE: Final = 10_000
 
 
 class ProxyApp:
@@ -70,7 +77,16 @@ class ProxyApp:
         }
         self.keeper: ViewKeeper | None = None
         self.shadow = Shadow(p) if p.shadow_users else None
+        self.oidc: Verifier | None = None
+        if p.oidc_issuer:  # cryptography costs each worker ~7 MiB: loaded only when used
+            from proxy.oidc import Expectations, Verifier
+
+            self.oidc = Verifier(Expectations(p.oidc_issuer, p.oidc_audience, p.oidc_uid_claim),
+                                 p.oidc_jwks)
+        self._key_reload: asyncio.Task[None] | None = None
         self.cookie_key = b""
+        #: uid -> (expiry, signed value) of the last routing cookie handed out
+        self._cookies: dict[str, tuple[int, str]] = {}
         self._task: asyncio.Task[None] | None = None
 
     # -- lifespan ---------------------------------------------------------------------------------
@@ -93,6 +109,8 @@ class ProxyApp:
             await backend.start()
         if self.shadow is not None:
             await self.shadow.open()
+        if self.oidc is not None:
+            await self._load_keys()
         await keeper.step()
         self._task = asyncio.create_task(keeper.run())
         log.info("proxy %s routing by epoch %d", keeper.proxy_id, keeper.view.epoch)
@@ -116,6 +134,30 @@ class ProxyApp:
         if self._owns_directory and self._directory is not None:
             self._directory.close()
             self._directory = None
+
+    async def _load_keys(self) -> None:
+        assert self.oidc is not None
+        try:
+            await asyncio.to_thread(self.oidc.load)
+        except Exception:  # the proxy serves on; bearer JWTs just are not trusted meanwhile
+            log.exception("cannot load the OIDC issuer's keys from %s", self.oidc.jwks_source)
+
+    def _verified_jwt(self, credential: object, exchange: Exchange) -> str | None:
+        """The uid of a bearer JWT that verifies against the issuer's keys, else None (the
+        reason goes to the access log; an unknown key id makes the keys load again)."""
+        if self.oidc is None or not isinstance(credential, Bearer):
+            return None
+        from proxy.oidc import looks_like_jwt
+
+        if not looks_like_jwt(credential.token):
+            return None
+        uid, why = self.oidc.uid(credential.token)
+        if uid is None:
+            exchange.jwt_rejected = why
+            if why == "unknown key" and self.oidc.wants_reload() and (
+                    self._key_reload is None or self._key_reload.done()):
+                self._key_reload = asyncio.create_task(self._load_keys())
+        return uid
 
     @property
     def directory(self) -> LegacyDirectory:
@@ -166,7 +208,10 @@ class ProxyApp:
         if claims.credential is None and is_login_form(method, raw_path):
             prefix, login = await _read_login_form(scope, receive)
             claims = with_login_form(claims, login)
+        oidc_uid = self._verified_jwt(claims.credential, exchange)
         wanted = queries(claims, self.directory.secret)
+        if oidc_uid is not None:  # the token is not an ownCloud one: nothing to look up
+            wanted = replace(wanted, bearer=None)
         lookups = Lookups()
         if wanted:
             cached = self.directory.cached(wanted)
@@ -185,6 +230,8 @@ class ProxyApp:
                     exchange.error = "directory"
                     self._done(scope, started, None, None, exchange, False)
                     return
+        if oidc_uid is not None:
+            lookups = replace(lookups, oidc_uid=oidc_uid)
         identity = identify(claims, lookups, strict_login=self.directory.strict_login)
         if identity.refusal is not None:
             await send_answer(send, refused(identity.refusal.status, identity.refusal.message),
@@ -247,12 +294,24 @@ class ProxyApp:
         def extra(status: int) -> list[tuple[bytes, bytes]]:
             if status >= 400:
                 return []
-            value = sign_cookie(uid, self.cookie_key, int(now) + max_age)
-            cookie = (f"{COOKIE_NAME}={value}; Path=/; Max-Age={max_age}; HttpOnly; "
-                      f"SameSite=Lax{secure}")
+            cookie = (f"{COOKIE_NAME}={self._signed(uid, int(now))}; Path=/; Max-Age={max_age}; "
+                      f"HttpOnly; SameSite=Lax{secure}")
             return [(b"set-cookie", cookie.encode("ascii"))]
 
         return extra
+
+    def _signed(self, uid: str, now: int) -> str:
+        """The routing cookie for `uid`, signed at most COOKIE_RESIGN_SECONDS ago: clients that
+        keep no cookies (scripts, load generators) would otherwise cost an HMAC each request."""
+        max_age = self.settings.proxy.cookie_max_age
+        held = self._cookies.get(uid)
+        if held is not None and held[0] - max_age > now - COOKIE_RESIGN_SECONDS:
+            return held[1]
+        if len(self._cookies) >= COOKIE_CACHE_SIZE:
+            self._cookies.clear()
+        value = sign_cookie(uid, self.cookie_key, now + max_age)
+        self._cookies[uid] = (now + max_age, value)
+        return value
 
     # -- log and count ----------------------------------------------------------------------------
 
@@ -292,6 +351,8 @@ class ProxyApp:
         }
         if exchange.error:
             line["error"] = exchange.error
+        if exchange.jwt_rejected:
+            line["jwt_rejected"] = exchange.jwt_rejected
         if identity is not None and identity.conflicts:
             line["conflicts"] = [{"source": s, "uid": u} for s, u in identity.conflicts]
         if identity is not None and identity.ambiguous:

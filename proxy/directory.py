@@ -1,6 +1,7 @@
 """Looks up in ownCloud 10's database what identification needs, cached briefly per process:
 login names, e-mails and app-password hashes → uid (oc_users, oc_accounts, oc_authtoken),
-OAuth2 access tokens → user (oc_oauth2_access_tokens), link tokens → owner (oc_share type 3).
+OAuth2 access tokens → user (oc_oauth2_access_tokens), link tokens → owner (oc_share type 3;
+then the new stack's `shares`, which holds the links made there after their owner moved).
 
 The queries mirror newstack/legacy/accounts.py (which verifies passwords and so cannot be
 reused here); table shapes and token hashing come from bridge/oc10/.
@@ -68,11 +69,13 @@ class LegacyDirectory:
     """Answers identify.Queries from one ownCloud 10 database."""
 
     def __init__(self, engine: Engine, tables: OC10Tables, config: OC10Config, *,
-                 ttl: float = 30.0) -> None:
+                 ttl: float = 30.0, newstack_engine: Engine | None = None) -> None:
         self._engine = engine
         self._t = tables
         self.config = config
         self._cache = TTLCache(ttl)
+        #: the new stack's metadata database, for links created there
+        self._newstack = newstack_engine
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LegacyDirectory:
@@ -97,7 +100,8 @@ class LegacyDirectory:
             raise LegacyInstanceError(
                 f"the proxy cannot read the ownCloud tables ({tables.prefix}*): "
                 f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
-        return cls(engine, tables, config, ttl=float(settings.proxy.lookup_cache_seconds))
+        return cls(engine, tables, config, ttl=float(settings.proxy.lookup_cache_seconds),
+                   newstack_engine=_newstack_engine(settings))
 
     @property
     def secret(self) -> str:
@@ -109,6 +113,8 @@ class LegacyDirectory:
 
     def close(self) -> None:
         self._engine.dispose()
+        if self._newstack is not None:
+            self._newstack.dispose()
 
     def forget(self) -> None:
         self._cache.clear()
@@ -153,6 +159,8 @@ class LegacyDirectory:
             s = self._t.share
             found = conn.execute(sa.select(s.c.uid_owner).where(
                 s.c.token == key[1], s.c.share_type == SHARE_TYPE_LINK).limit(1)).scalar()
+            if found is None and self._newstack is not None:
+                found = _newstack_link_owner(self._newstack, key[1])
             return None if found is None else str(found)
         raise ValueError(f"unknown lookup {kind!r}")
 
@@ -183,6 +191,34 @@ class LegacyDirectory:
         return tuple(sorted(str(uid) for uid in conn.scalars(
             sa.select(a.c.user_id).where(sa.func.lower(a.c.email) == sa.func.lower(email))
             .limit(2))))
+
+
+#: the columns of the new stack's `shares` table (newstack/metadata/schema.py, oc_share's names)
+#: the proxy reads; spelt out here so that the proxy does not load the new stack's code
+_NEW_SHARES: Final = sa.table("shares", sa.column("uid_owner"), sa.column("token"),
+                              sa.column("share_type"))
+
+
+def _newstack_engine(settings: Settings) -> Engine | None:
+    """The new stack's metadata database (newstack.metadata_url, else metadata.db in
+    newstack.data_dir, as newstack/service.py opens it), when there is one to read: a SQLite
+    file that does not exist means no new stack ran here, so no link was made on it."""
+    url = settings.newstack.metadata_url or (
+        f"sqlite:///{settings.newstack.data_dir.resolve() / 'metadata.db'}")
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None
+    options: dict[str, object] = {"pool_pre_ping": True}
+    if url.startswith("sqlite"):
+        options["connect_args"] = {"timeout": 30, "check_same_thread": False}
+    return sa.create_engine(url, **options)
+
+
+def _newstack_link_owner(engine: Engine, token: str) -> str | None:
+    s = _NEW_SHARES
+    with engine.connect() as conn:
+        found = conn.execute(sa.select(s.c.uid_owner).where(
+            s.c.token == token, s.c.share_type == SHARE_TYPE_LINK).limit(1)).scalar()
+    return None if found is None else str(found)
 
 
 def _keys(q: Queries) -> list[tuple[str, str]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -18,6 +18,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from proxy.errors import ProxyAnswer, bad_gateway, gateway_timeout
+from proxy.upstream import BODY, END, HEAD, INTERIM, LOST, Connection, Head, Pool, UpstreamError
 
 log = logging.getLogger("ocbridge.proxy")
 
@@ -29,6 +30,7 @@ Send = Callable[[Message], Awaitable[None]]
 HOP_BY_HOP: Final = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
     "trailers", "transfer-encoding", "upgrade", "proxy-connection"})
+_HOP_BY_HOP_BYTES: Final = frozenset(h.encode("ascii") for h in HOP_BY_HOP)
 #: set by the proxy alone: what a client sends is dropped
 _FORWARDED: Final = frozenset({
     "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
@@ -36,6 +38,10 @@ _FORWARDED: Final = frozenset({
 #: headers aiohttp adds on its own unless told not to
 _AUTO: Final = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 CHUNK: Final = 256 * 1024
+#: request bodies up to this size are sent with the request head, in one write
+SMALL_BODY: Final = 64 * 1024
+#: how long a backend may take to say 100 Continue before the body is sent anyway
+CONTINUE_WAIT: Final = 1.0
 
 
 class ClientGone(Exception):
@@ -52,6 +58,8 @@ class Exchange:
     #: set when the proxy answered itself: refused, timeout, …
     error: str = ""
     upstream_seconds: float = 0.0
+    #: why a bearer JWT was not trusted (proxy/oidc.py), for the access log
+    jwt_rejected: str = ""
 
 
 class Backend:
@@ -65,6 +73,9 @@ class Backend:
         self._read_timeout = read_timeout
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
+        #: the data path's connections (proxy/upstream.py); the aiohttp session serves shadow
+        #: mirrors and replay, where a request's CPU cost matters less
+        self.pool = Pool(self.base, connect_timeout=connect_timeout, read_timeout=read_timeout)
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=self._pool_size,
@@ -77,6 +88,7 @@ class Backend:
             skip_auto_headers=_AUTO, read_bufsize=CHUNK)
 
     async def close(self) -> None:
+        self.pool.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -128,22 +140,47 @@ def request_headers(scope: Scope) -> tuple[CIMultiDict[str], bool]:
 def target(base: str, scope: Scope) -> URL:
     """The backend URL: the request's raw path and query, untouched."""
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
-    path = "".join(chr(b) if b < 0x80 else f"%{b:02X}" for b in raw_path)
     query: bytes = scope.get("query_string", b"")
-    text = base + path
+    text = base + _ascii(raw_path)
     if query:
-        text += "?" + "".join(chr(b) if b < 0x80 else f"%{b:02X}" for b in query)
+        text += "?" + _ascii(query)
     return URL(text, encoded=True)
 
 
-def response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
-    connection_named: set[bytes] = set()
-    for name, value in raw:
-        if name.lower() == b"connection":
-            connection_named.update(t.strip().lower().encode("latin-1")
-                                    for t in value.decode("latin-1").split(","))
-    return [(n.lower(), v) for n, v in raw
-            if n.lower().decode("latin-1") not in HOP_BY_HOP and n.lower() not in connection_named]
+def _ascii(raw: bytes) -> str:
+    """`raw` with bytes over 0x7F percent-encoded (yarl must not re-encode anything)."""
+    if raw.isascii():
+        return raw.decode("ascii")
+    return "".join(chr(b) if b < 0x80 else f"%{b:02X}" for b in raw)
+
+
+def request_target(scope: Scope) -> str:
+    """The request's raw path and query, as the backend must see them."""
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+    query: bytes = scope.get("query_string", b"")
+    return _ascii(raw_path) + ("?" + _ascii(query) if query else "")
+
+
+def request_head(method: str, request_target: str, headers: CIMultiDict[str], *,
+                 chunked: bool, expect: bool) -> bytes:
+    """The request line and headers (latin-1 both ways: the client's bytes, unchanged)."""
+    lines = [f"{method} {request_target} HTTP/1.1\r\n"]
+    lines.extend(f"{name}: {value}\r\n" for name, value in headers.items())
+    if chunked:
+        lines.append("transfer-encoding: chunked\r\n")
+    if expect:
+        lines.append("expect: 100-continue\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1")
+
+
+def response_headers(raw: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    lowered = [(n.lower(), v) for n, v in raw]
+    dropped = _HOP_BY_HOP_BYTES
+    for name, value in lowered:
+        if name == b"connection":
+            dropped = dropped | {t.strip().lower() for t in value.split(b",")}
+    return [(n, v) for n, v in lowered if n not in dropped]
 
 
 async def send_answer(send: Send, answer: ProxyAnswer, exchange: Exchange) -> None:
@@ -159,89 +196,172 @@ async def forward(backend: Backend, scope: Scope, receive: Receive, send: Send,
                   extra_headers: Callable[[int], list[tuple[bytes, bytes]]] | None = None,
                   ) -> None:
     """Forward one request to `backend`; `prefix` is a body already read from the client (a
-    small login form) and sent first; `extra_headers(status)` adds response headers."""
+    small login form) and sent instead; `extra_headers(status)` adds response headers."""
     headers, expect = request_headers(scope)
-    url = target(backend.base, scope)
     method: str = scope["method"]
-    body_started = False
-
-    async def body() -> AsyncIterator[bytes]:
-        nonlocal body_started
-        body_started = True
-        if prefix is not None:
-            exchange.bytes_in += len(prefix)
-            yield prefix
-            return
-        while True:
+    rechunk = prefix is None and any(n.lower() == b"transfer-encoding"
+                                     for n, _ in scope["headers"])
+    if rechunk:
+        headers.popall("content-length", None)
+    length = headers.get("content-length", "").strip()
+    has_body = prefix is not None or rechunk or length not in ("", "0")
+    expect = expect and has_body
+    head = request_head(method, request_target(scope), headers, chunked=rechunk, expect=expect)
+    pool = backend.pool
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    body_taken = False  # bytes of the body were taken from the client: no second attempt
+    pending = b""  # the start of a body taken from the client, not yet sent
+    conn: Connection | None = None
+    reusable = False
+    try:
+        if (prefix is None and has_body and not expect and not rechunk and length.isdigit()
+                and int(length) <= SMALL_BODY):
+            # a small body (PROPFIND, PROPPATCH, LOCK, a small PUT) mostly comes in one
+            # message: it goes with the head in one write, and stays for a second attempt
             message = await receive()
             if message["type"] == "http.disconnect":
                 raise ClientGone()
-            chunk = message.get("body", b"")
-            if chunk:
-                exchange.bytes_in += len(chunk)
-                yield chunk
-            if not message.get("more_body", False):
-                return
-
-    chunked = any(n.lower() == b"transfer-encoding" for n, _ in scope["headers"])
-    length = headers.get("content-length", "").strip()
-    has_body = prefix is not None or chunked or length not in ("", "0")
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    for attempt in (1, 2):
-        try:
-            response = await backend.session.request(
-                method, url, headers=headers, data=body() if has_body else None,
-                allow_redirects=False, expect100=expect and has_body)
-            break
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            # a pooled keep-alive connection the backend closed meanwhile: try once more
-            # on a fresh one if nothing of the body was sent yet
-            if attempt == 1 and not body_started and not isinstance(
-                    exc, aiohttp.ClientConnectorError):
+            if message.get("more_body", False):
+                pending = message.get("body", b"")
+            else:
+                prefix = message.get("body", b"")
+        for attempt in (1, 2):
+            conn, reused = await pool.acquire()
+            if prefix is not None and not expect:
+                conn.write(head + prefix)
+                exchange.bytes_in = len(prefix)
+            else:
+                conn.write(head)
+                if has_body and (not expect or await _continued(conn)):
+                    body_taken = True
+                    await _send_body(conn, receive, prefix, rechunk, exchange, pool.read_timeout,
+                                     pending)
+                elif has_body:  # refused before the body: the rest would garble the next use
+                    conn.spent = True
+            kind, value = await conn.next_event(pool.read_timeout)
+            while kind == INTERIM:
+                kind, value = await conn.next_event(pool.read_timeout)
+            if kind == HEAD:
+                break
+            conn.close()
+            # a pooled connection the backend closed meanwhile: once more on a fresh one
+            if attempt == 1 and reused and not body_taken:
                 continue
-            await _failed(backend, exc, send, exchange)
-            return
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            await _failed(backend, exc, send, exchange)
-            return
-        except ClientGone:
-            exchange.error = "client-gone"
-            exchange.status = 499
-            return
+            raise UpstreamError("failed", f"the connection broke before an answer: {value}")
+    except UpstreamError as exc:
+        if conn is not None:
+            conn.close()
+        await _failed(backend, exc, send, exchange)
+        return
+    except ClientGone:
+        if conn is not None:
+            conn.close()
+        exchange.error = "client-gone"
+        exchange.status = 499
+        return
+    assert isinstance(value, Head) and conn is not None
     try:
         exchange.upstream_seconds = loop.time() - started
-        headers_out = response_headers(response.raw_headers)
+        headers_out = response_headers(value.headers)
         if extra_headers is not None:
-            headers_out.extend(extra_headers(response.status))
-        exchange.status = response.status
-        await send({"type": "http.response.start", "status": response.status,
+            headers_out.extend(extra_headers(value.status))
+        exchange.status = value.status
+        await send({"type": "http.response.start", "status": value.status,
                     "headers": headers_out})
-        if method != "HEAD":
-            try:
-                async for chunk in response.content.iter_chunked(CHUNK):
-                    exchange.bytes_out += len(chunk)
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                exchange.error = f"body-{type(exc).__name__}"
-                log.warning("%s backend broke off a response body: %s", backend.name, exc)
-                raise
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if method == "HEAD":
+            # no body follows whatever Content-Length says, and the parser cannot be told so
+            conn.spent = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        await _relay_body(backend, conn, send, exchange)
+        reusable = value.keep_alive
     finally:
-        response.release()
+        pool.release(conn, reusable)
 
 
-async def _failed(backend: Backend, exc: BaseException, send: Send, exchange: Exchange) -> None:
+async def _continued(conn: Connection) -> bool:
+    """After `Expect: 100-continue`: True once the backend says 100 (or has said nothing for
+    CONTINUE_WAIT seconds: it may not know Expect, so the body goes, as curl does), False if
+    it answered at once."""
+    while True:
+        if conn.has_head():
+            return False
+        try:
+            kind, value = await conn.next_event(CONTINUE_WAIT)
+        except UpstreamError:
+            return True
+        if kind == INTERIM and value == 100:
+            return True
+        if kind == LOST:
+            raise UpstreamError("failed", f"the connection broke before an answer: {value}")
+
+
+async def _send_body(conn: Connection, receive: Receive, prefix: bytes | None, chunked: bool,
+                     exchange: Exchange, timeout: float, pending: bytes = b"") -> None:
+    if prefix is not None:
+        exchange.bytes_in = len(prefix)
+        conn.write(prefix)
+        return
+    if pending:
+        exchange.bytes_in += len(pending)
+        conn.write(pending)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk: bytes = message.get("body", b"")
+        more: bool = message.get("more_body", False)
+        if conn.closed or conn.has_head():
+            # the backend answered (401, 413, 507 …) or hung up before taking it all
+            conn.spent = True
+            return
+        if chunk:
+            exchange.bytes_in += len(chunk)
+            conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+        if not more:
+            if chunked:
+                conn.write(b"0\r\n\r\n")
+            return
+        await conn.drain(timeout)
+
+
+async def _relay_body(backend: Backend, conn: Connection, send: Send,
+                      exchange: Exchange) -> None:
+    finished = False
+    while True:
+        try:
+            kind, value = await conn.next_event(backend.pool.read_timeout)
+        except UpstreamError as exc:
+            exchange.error = f"body-{exc.kind}"
+            log.warning("%s backend went silent in a response body: %s", backend.name, exc)
+            raise
+        if kind == BODY:
+            assert isinstance(value, bytes)
+            exchange.bytes_out += len(value)
+            # the last piece goes out with the end of the body: one write, not two (a chunked
+            # answer's terminator), and one round through uvicorn less
+            finished = conn.next_is_end()
+            await send({"type": "http.response.body", "body": value, "more_body": not finished})
+        elif kind == END:
+            break
+        else:
+            exchange.error = "body-failed"
+            log.warning("%s backend broke off a response body: %s", backend.name, value)
+            raise UpstreamError("failed", "the backend broke off the response body")
+    if not finished:
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _failed(backend: Backend, exc: UpstreamError, send: Send, exchange: Exchange) -> None:
     # the body names the failure, not the backend's address; the log has the details
-    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
-        exchange.error = "timeout"
+    if exc.kind == "timeout":
         answer = gateway_timeout(backend.name, "no answer within the timeout")
-    elif isinstance(exc, aiohttp.ClientConnectorError):
-        exchange.error = "refused"
+    elif exc.kind == "refused":
         answer = bad_gateway(backend.name, "it does not accept connections")
     else:
-        exchange.error = "failed"
         answer = bad_gateway(backend.name, "the connection broke before an answer")
+    exchange.error = exc.kind
     log.warning("%s backend at %s: %s", backend.name, backend.base, _describe(exc))
     await send_answer(send, answer, exchange)
 

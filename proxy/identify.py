@@ -311,6 +311,8 @@ class Lookups:
     app_token_uid: str | None = None
     bearer_uid: str | None = None
     link_owner: str | None = None
+    #: the uid of a bearer JWT verified against the OIDC issuer's keys (proxy/oidc.py)
+    oidc_uid: str | None = None
 
 
 def queries(claims: Claims, secret: str) -> Queries:
@@ -348,7 +350,7 @@ class Identity:
     that named someone else (logged: the credential wins)."""
 
     uid: str | None
-    #: basic, app-password, email, token, bearer, login-form, link, cookie, dav-path,
+    #: basic, app-password, email, token, bearer, oidc, login-form, link, cookie, dav-path,
     #: anonymous (bounded: used as a metric label)
     source: str
     conflicts: tuple[tuple[str, str], ...] = ()
@@ -398,6 +400,8 @@ def identify(claims: Claims, lookups: Lookups, *, strict_login: bool = False) ->
             ambiguous = source == "basic" and not strict_login and bool(others)
     elif isinstance(credential, AppToken) and lookups.app_token_uid is not None:
         named.append(("token", lookups.app_token_uid))
+    elif isinstance(credential, Bearer) and lookups.oidc_uid is not None:
+        named.append(("oidc", lookups.oidc_uid))
     elif isinstance(credential, Bearer) and lookups.bearer_uid is not None:
         named.append(("bearer", lookups.bearer_uid))
     if claims.cookie_uid is not None:

@@ -29,6 +29,14 @@ def problems(settings: Settings) -> list[str]:
     found += [f"proxy.{name}: must be at least 1, got {value}" for name, value in (
         ("shadow_queue", p.shadow_queue), ("shadow_workers", p.shadow_workers),
         ("shadow_multistatus_kb", p.shadow_multistatus_kb)) if value < 1]
+    oidc = {"oidc_issuer": p.oidc_issuer, "oidc_audience": p.oidc_audience,
+            "oidc_jwks": p.oidc_jwks}
+    if any(oidc.values()) and not all(oidc.values()):
+        missing = ", ".join(f"proxy.{k}" for k, v in oidc.items() if not v)
+        found.append(f"OIDC bearer tokens need proxy.oidc_issuer, oidc_audience and oidc_jwks; "
+                     f"missing: {missing}")
+    if not p.oidc_uid_claim:
+        found.append("proxy.oidc_uid_claim: must name a claim")
     if p.lookup_cache_seconds < 0:
         found.append(f"proxy.lookup_cache_seconds: must not be negative, got "
                      f"{p.lookup_cache_seconds}")
@@ -47,6 +55,10 @@ def uvicorn_config(app: Any, host: str, port: int) -> uvicorn.Config:
 def serve(settings: Settings, host: str, port: int, workers: int,
           ready: Callable[[str], None] | None = None) -> None:
     """Serve until SIGTERM/SIGINT."""
+    # one access-log record per request: skip what LogRecord would look up and nobody reads
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -108,7 +108,10 @@ def get(req: Request, target: Target, backend: FilesBackend, *, head: bool = Fal
         parsed = _parse_range(wanted, node.size)
         if parsed is None:
             return Response.of(416, headers=[("Content-Range", f"bytes */{node.size}")])
-        if parsed != (0, node.size):
+        # one range answers 206 even when it spans the whole file (sabre's httpGet); several
+        # ranges or a malformed header are ignored and get the whole file with 200
+        single = "," not in wanted and _RANGE.match(wanted.strip().replace(" ", ""))
+        if parsed != (0, node.size) or single:
             status, (start, end) = 206, parsed
             headers.append(("Content-Range", f"bytes {start}-{end - 1}/{node.size}"))
     headers.append(("Content-Length", str(end - start)))
@@ -197,7 +200,8 @@ def prop_context(backend: FilesBackend, uid: str, host_url: str,
         privatelink_base=f"{host_url}/index.php/f/",
         comments_base="/remote.php/dav/comments/files/",
         owner_display_names=owners,
-        quota=backend.quota(uid),
+        # inside a received share the space left is the owner's (SharedStorage::free_space)
+        quota=backend.quota(nodes[0].owner if nodes and nodes[0].shared else uid),
     )
 
 

@@ -138,14 +138,14 @@ def http_date(ts: int) -> str:
     return prefix + _HOUR_MINUTE[minutes] + _SECOND[seconds]
 
 
-_letters: dict[tuple[int, bool, bool], str] = {}
+_letters: dict[tuple[int, bool, bool, bool], str] = {}
 
 
-def _permission_letters(bits: int, is_dir: bool, public: bool) -> str:
-    key = (bits, is_dir, public)
+def _permission_letters(bits: int, is_dir: bool, public: bool, shared: bool = False) -> str:
+    key = (bits, is_dir, public, shared)
     letters = _letters.get(key)
     if letters is None:
-        letters = dav_permissions(bits, is_dir=is_dir)
+        letters = dav_permissions(bits, is_dir=is_dir, shared=shared)
         if public:  # public links hide where an item is mounted from
             letters = letters.replace("S", "").replace("M", "")
         letters = _letters[key] = letters
@@ -241,14 +241,19 @@ NODE_PROPS: Final[dict[str, _Spec]] = {
     f"{OC}id": _Spec('f"{n.fileid:08d}" + c._instance_id_xml', cond="n.fileid",
                      fast="{n.fileid:08d}{c._instance_id_xml}"),
     f"{OC}fileid": _Spec("str(n.fileid)", fast="{n.fileid}"),
-    f"{OC}permissions": _Spec("permission_letters(n.permissions, n.is_dir, c.is_public_link)",
+    f"{OC}permissions": _Spec("permission_letters(n.permissions, n.is_dir, c.is_public_link, "
+                              "n.shared)",
                               fast="{PERMISSIONS[n.is_dir][n.permissions]}",
-                              fast_cond="0 <= n.permissions < 32 and not c.is_public_link"),
+                              fast_cond="0 <= n.permissions < 32 and not c.is_public_link "
+                                        "and not n.shared"),
     # Node::getSharePermissions: files never carry CREATE or DELETE
-    f"{OCS}share-permissions": _Spec("str(n.permissions & MASK_FILE_SHARE)",
-                                     dir_value="str(n.permissions)",
-                                     fast="{n.permissions if n.is_dir else "
-                                          "n.permissions & MASK_FILE_SHARE}"),
+    # (in a received share: the share's permissions, whatever the node's own bits)
+    f"{OCS}share-permissions": _Spec(
+        "str((n.permissions if n.share_permissions is None else n.share_permissions)"
+        " & MASK_FILE_SHARE)",
+        dir_value="str(n.permissions if n.share_permissions is None else n.share_permissions)",
+        fast="{n.permissions if n.is_dir else n.permissions & MASK_FILE_SHARE}",
+        fast_cond="n.share_permissions is None"),
     f"{OC}size": _Spec("str(n.size)", cond="n.size >= 0", fast="{n.size}"),
     f"{OC}owner-id": _Spec("c.owner_xml(n.owner)[0]"),
     f"{OC}owner-display-name": _Spec("c.owner_xml(n.owner)[1]"),

@@ -31,6 +31,7 @@ from sqlalchemy import Connection
 from bridge.oc10.formats import (
     ChecksumAccumulator,
     file_etag,
+    home_storage_id,
     parse_trash_name,
     parse_version_name,
     trash_name,
@@ -71,6 +72,7 @@ from newstack.legacy.filecache import (
     parent_of,
 )
 from newstack.legacy.instance import LegacyInstance, Mimetypes, Storages
+from newstack.legacy.shares import Oc10ShareStore
 from newstack.metadata.store import UniqidClock
 from newstack.rules import (
     CHECKSUM_MESSAGE,
@@ -85,6 +87,7 @@ from newstack.rules import (
     restore_names,
     strictly_below,
 )
+from newstack.sharing.directory import Oc10Directory
 from newstack.uploads.directory import DirectoryUploads
 
 FILES: Final = "files"
@@ -117,6 +120,8 @@ class Oc10Backend:
         self.cache = FileCache(instance.tables, self.mimetypes)
         self.storages = Storages(instance.tables)
         self.uniqid = UniqidClock()
+        self.shares = Oc10ShareStore(instance.engine, instance.tables, clock=clock)
+        self._directory = Oc10Directory(instance.engine, instance.tables)
         self._homes: dict[str, Path] = {}
         self._user_locks: dict[str, threading.RLock] = {}
         self._guard = threading.Lock()
@@ -502,6 +507,16 @@ class Oc10Backend:
             row = self._get(conn, uid, path)
             file_annotations.set_favorite(conn, self.t, uid, row.fileid, favorite)
 
+    @property
+    def share_folder(self) -> str:
+        """config.php `share_folder`: where new shares land in recipients' files."""
+        return self.instance.config.share_folder
+
+    def set_favorite_by_id(self, uid: str, fileid: int, favorite: bool) -> None:
+        """Favorite a node of another owner that `uid` sees through a share (per user)."""
+        with self._writing(uid) as conn:
+            file_annotations.set_favorite(conn, self.t, uid, fileid, favorite)
+
     def set_dead_props(self, uid: str, path: str, props: dict[str, str | None]) -> None:
         path = normalize(path)
         with self._writing(uid) as conn:
@@ -865,6 +880,26 @@ class Oc10Backend:
                 locks.remove(conn, self.t, token)
                 return
         raise NotFoundError(f"no lock {token!r}")
+
+    def home_storage(self, uid: str) -> tuple[str, int]:
+        """oc_storages id and numeric id of the user's home (the OCS share API reports both)."""
+        return home_storage_id(uid), self._home_storage(uid)
+
+    # -- sharees ----------------------------------------------------------------------------------
+
+    @property
+    def passwordsalt(self) -> str:
+        return self.instance.config.passwordsalt
+
+    def find_users(self, pattern: str, limit: int) -> list[User]:
+        found = (self.accounts.user(uid) for uid in self._directory.find_uids(pattern, limit))
+        return [user for user in found if user is not None]
+
+    def find_groups(self, pattern: str, limit: int) -> list[str]:
+        return self._directory.find_groups(pattern, limit)
+
+    def group_members(self, gid: str) -> list[str]:
+        return self._directory.group_members(gid)
 
     # -- helpers ----------------------------------------------------------------------------------
 

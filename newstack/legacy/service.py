@@ -12,6 +12,7 @@ from bridge.oc10.passwords import VerifiedCredentialCache
 from newstack.app import NewstackApp, ServerInfo
 from newstack.legacy.backend import Oc10Backend
 from newstack.legacy.instance import LegacyInstance, open_instance
+from newstack.sharing.view import SharingBackend
 
 
 def legacy_instance(settings: Settings) -> LegacyInstance:
@@ -37,4 +38,5 @@ def make_app(settings: Settings, *, read_only: bool = False) -> NewstackApp:
     if version:  # status.php reports the instance's own version, as the real server would
         info = ServerInfo(version=version, versionstring=".".join(version.split(".")[:3]),
                           hostname=info.hostname)
-    return NewstackApp(backend, info)
+    # recipients see their received shares mounted, as on the native stack
+    return NewstackApp(SharingBackend(backend), info)

@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -279,4 +280,115 @@ locks = Table(
     Column("created_at", BIGINT, nullable=False),
     #: the DAV <owner> element as XML text
     Column("owner", Text, nullable=True),
+)
+
+shares = Table(
+    "shares",
+    metadata,
+    # oc_share's columns under oc_share's names (REFERENCE §1.4, §5.2), so migrated rows copy
+    # one to one; migrated ids are kept, new ones start at the fileid base (above any oC10 id)
+    Column("id", BIGINT, primary_key=True, autoincrement=False),
+    Column("share_type", SmallInteger, nullable=False),
+    #: recipient uid (0, 2), gid (1), link password hash (3), cloud id (6, 7)
+    Column("share_with", String(255), nullable=True),
+    Column("uid_owner", UID, nullable=False),
+    Column("uid_initiator", UID, nullable=True),
+    #: type-2 rows: the group share they belong to
+    Column("parent", BIGINT, nullable=True),
+    Column("item_type", String(64), nullable=False),
+    Column("item_source", String(255), nullable=True),
+    Column("item_target", String(255), nullable=True),
+    Column("file_source", BIGINT, nullable=True),
+    Column("file_target", String(512), nullable=True),
+    Column("permissions", SmallInteger, nullable=False, server_default=_ZERO),
+    Column("stime", BIGINT, nullable=False, server_default=_ZERO),
+    Column("accepted", SmallInteger, nullable=False, server_default=_ZERO),
+    #: midnight of the expiry day, as oC10 stores it
+    Column("expiration", DateTime, nullable=True),
+    Column("token", String(32), nullable=True),
+    Column("mail_send", SmallInteger, nullable=False, server_default=_ZERO),
+    Column("share_name", String(64), nullable=True),
+    Column("attributes", Text, nullable=True),
+    Index("ix_shares_file_source", "file_source"),
+    Index("ix_shares_share_with", "share_with"),
+    Index("ix_shares_token", "token"),
+    Index("ix_shares_parent", "parent"),
+    Index("ix_shares_uid_initiator", "uid_initiator"),
+    Index("ix_shares_uid_owner", "uid_owner"),
+)
+
+# Carried over from ownCloud 10 by migration (migrate/account_data.py), ids kept: OAuth2 clients
+# and tokens (owncloud/oauth2's oc_oauth2_*; bearer tokens are stored in clear, as there),
+# avatars, and system tags with their file assignments.
+
+oauth2_clients = Table(
+    "oauth2_clients",
+    metadata,
+    Column("id", BIGINT, primary_key=True, autoincrement=False),
+    Column("identifier", String(64), nullable=False, unique=True),
+    Column("secret", String(64), nullable=False),
+    Column("redirect_uri", String(2000), nullable=False),
+    Column("name", String(80), nullable=False),
+    Column("allow_subdomains", Boolean, nullable=False),
+    Column("trusted", Boolean, nullable=False),
+)
+
+oauth2_access_tokens = Table(
+    "oauth2_access_tokens",
+    metadata,
+    Column("id", BIGINT, primary_key=True, autoincrement=False),
+    Column("token", String(64), nullable=False, unique=True),
+    Column("client_id", BIGINT, nullable=False),
+    Column("uid", UID, ForeignKey("users.uid", ondelete="CASCADE"), nullable=False, index=True),
+    #: unix time; the token is refused from this second on (AccessToken::hasExpired)
+    Column("expires", BIGINT, nullable=False),
+)
+
+oauth2_refresh_tokens = Table(
+    "oauth2_refresh_tokens",
+    metadata,
+    Column("id", BIGINT, primary_key=True, autoincrement=False),
+    Column("token", String(64), nullable=False, unique=True),
+    Column("client_id", BIGINT, nullable=False),
+    Column("uid", UID, ForeignKey("users.uid", ondelete="CASCADE"), nullable=False, index=True),
+    Column("access_token_id", BIGINT, nullable=True),
+)
+
+avatars = Table(
+    "avatars",
+    metadata,
+    Column("uid", UID, ForeignKey("users.uid", ondelete="CASCADE"), primary_key=True),
+    Column("blob_id", String(200), nullable=False),
+    #: image/png or image/jpeg (avatar.png / avatar.jpg)
+    Column("mimetype", String(255), nullable=False),
+    Column("size", BIGINT, nullable=False),
+    Column("mtime", BIGINT, nullable=False),
+)
+
+systemtags = Table(
+    "systemtags",
+    metadata,
+    Column("id", BIGINT, primary_key=True, autoincrement=False),
+    Column("name", String(64), nullable=False),
+    Column("visibility", SmallInteger, nullable=False),
+    Column("editable", SmallInteger, nullable=False),
+    Column("assignable", SmallInteger, nullable=False),
+    UniqueConstraint("name", "visibility", "editable", "assignable"),
+)
+
+systemtag_objects = Table(
+    "systemtag_objects",
+    metadata,
+    Column("fileid", BIGINT, ForeignKey("nodes.fileid", ondelete="CASCADE"), nullable=False),
+    Column("tag_id", BIGINT, ForeignKey("systemtags.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    PrimaryKeyConstraint("fileid", "tag_id"),
+)
+
+systemtag_groups = Table(
+    "systemtag_groups",
+    metadata,
+    Column("tag_id", BIGINT, ForeignKey("systemtags.id", ondelete="CASCADE"), nullable=False),
+    Column("gid", String(255), nullable=False),
+    PrimaryKeyConstraint("gid", "tag_id"),
 )

@@ -131,7 +131,7 @@ def iter_chunks(source: BinaryIO | Iterable[bytes | bytearray | memoryview]) -> 
             yield bytes(chunk) if not isinstance(chunk, bytes) else chunk
 
 
-def open_regular_file(path: Path) -> BinaryIO:
+def open_regular_file(path: str | Path) -> BinaryIO:
     """Open `path` for reading; StorageError for a symlink or anything but a regular file."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -156,7 +156,7 @@ def size_mismatch(blob_id: str, expected: int, actual: int) -> StorageError:
     )
 
 
-def unsupported_link_mode(driver: str, mode: str, path: Path) -> StorageError:
+def unsupported_link_mode(driver: str, mode: str, path: str | Path) -> StorageError:
     return StorageError(
         errno.EOPNOTSUPP,
         f"the {driver} driver cannot import a file by {mode}; use mode 'auto' or 'copy'",
@@ -203,12 +203,16 @@ class StorageDriver(Protocol):
         """Remove the blob; BlobNotFoundError if there is none, unless `missing_ok`."""
         ...
 
-    def link_from_path(self, blob_id: str, path: Path, mode: LinkMode = "auto") -> BlobInfo:
+    def link_from_path(
+        self, blob_id: str, path: str | Path, mode: LinkMode = "auto", *, checksums: bool = True
+    ) -> BlobInfo:
         """Import the regular file at `path` (never a symlink) as `blob_id`, with its checksums.
 
         "reflink" shares extents (copy-on-write), "hardlink" shares the inode, "copy" copies bytes;
         a driver that cannot do the mode asked for raises StorageError (EOPNOTSUPP, EXDEV...) and
         stores nothing. "auto" picks the cheapest that works. The result's `linked_by` says which.
+        `checksums=False` lets a reflink or hardlink skip reading the file (checksums None then);
+        a copy reads every byte anyway and always returns them.
         """
         ...
 

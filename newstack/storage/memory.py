@@ -74,7 +74,9 @@ class MemoryDriver:
             if self._blobs.pop(blob_id, None) is None and not missing_ok:
                 raise BlobNotFoundError(errno.ENOENT, "blob not found", blob_id)
 
-    def link_from_path(self, blob_id: str, path: Path, mode: LinkMode = "auto") -> BlobInfo:
+    def link_from_path(
+        self, blob_id: str, path: str | Path, mode: LinkMode = "auto", *, checksums: bool = True
+    ) -> BlobInfo:
         check_blob_id(blob_id)
         check_link_mode(mode)
         if mode not in ("auto", "copy"):

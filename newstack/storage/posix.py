@@ -8,6 +8,7 @@ Paths are walked with directory fds and O_NOFOLLOW: a symlink inside the root is
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import os
@@ -15,7 +16,7 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -55,9 +56,10 @@ class PosixDriver:
         self._fsync = fsync
         #: the filesystem refused a reflink once: "auto" stops trying (ext4, xfs without reflink)
         self._reflink_refused = False
-        #: directories whose fsync `deferred_sync()` holds back, by (device, inode)
-        self._deferred: dict[tuple[int, int], int] | None = None
+        #: what an active `deferred_sync()` block holds open and still has to make durable
+        self._deferred: _Deferred | None = None
         self._deferred_lock = threading.Lock()
+        self._proc_fds = os.path.isdir("/proc/self/fd")
         with _os_errors(str(self.root)):
             (self.root / TMP_DIR).mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
             self._device = os.stat(self.root / TMP_DIR).st_dev
@@ -115,17 +117,19 @@ class PosixDriver:
             if not missing_ok:
                 raise
 
-    def link_from_path(self, blob_id: str, path: Path, mode: LinkMode = "auto") -> BlobInfo:
+    def link_from_path(
+        self, blob_id: str, path: str | Path, mode: LinkMode = "auto", *, checksums: bool = True
+    ) -> BlobInfo:
         check_blob_id(blob_id)
         check_link_mode(mode)
         with open_regular_file(path) as source:
             if mode != "auto":
-                return self._import(blob_id, source, mode, str(path))
+                return self._import(blob_id, source, mode, str(path), checksums)
             same_filesystem = os.fstat(source.fileno()).st_dev == self._device
             methods: tuple[LinkMethod, ...] = (
                 ("reflink", "hardlink", "copy") if same_filesystem else ("copy",)
             )
-            return self._import_first(blob_id, source, methods, str(path))
+            return self._import_first(blob_id, source, methods, str(path), checksums)
 
     def copy(self, src_blob: str, dst_blob: str) -> None:
         check_blob_id(src_blob)
@@ -181,73 +185,113 @@ class PosixDriver:
             yield file
 
     def _import_first(
-        self, blob_id: str, source: BinaryIO, methods: tuple[LinkMethod, ...], origin: str
+        self,
+        blob_id: str,
+        source: BinaryIO,
+        methods: tuple[LinkMethod, ...],
+        origin: str,
+        checksums: bool = True,
     ) -> BlobInfo:
         if self._reflink_refused and len(methods) > 1:
             methods = tuple(m for m in methods if m != "reflink")
         for method in methods[:-1]:
             try:
-                return self._import(blob_id, source, method, origin)
+                return self._import(blob_id, source, method, origin, checksums)
             except StorageError as exc:
                 if exc.errno not in _LINK_REFUSED:
                     raise
                 if method == "reflink" and exc.errno in _UNSUPPORTED:
                     self._reflink_refused = True
-        return self._import(blob_id, source, methods[-1], origin)
+        return self._import(blob_id, source, methods[-1], origin, checksums)
 
     @contextlib.contextmanager
     def deferred_sync(self) -> Iterator[None]:
-        """Hold back the directory fsyncs of blobs stored meanwhile and do each directory once
-        at the end: a bulk import (migration) makes a batch durable before committing its
-        metadata, instead of paying one fsync per blob."""
+        """Hold back the fsyncs of blobs stored meanwhile and make them all durable at the end:
+        one fsync per blob directory, or one syncfs of the filesystem when file data was
+        written. A bulk import (migration) makes a batch durable before committing its
+        metadata, instead of paying fsyncs per blob. The directories written to stay open
+        for the block, so each blob costs no directory walk. It holds for every write through
+        this driver instance meanwhile, so a bulk import uses an instance of its own (as
+        `ocbridge migrate` and the cutover do), never a serving process's."""
         with self._deferred_lock:
             if self._deferred is not None:
                 raise RuntimeError("deferred_sync() is already active on this driver")
-            self._deferred = {}
+            self._deferred = _Deferred()
         try:
             yield
         finally:
             with self._deferred_lock:
-                pending, self._deferred = self._deferred or {}, None
+                pending, self._deferred = self._deferred, None
             try:
-                for fd in pending.values():
-                    with _os_errors(str(self.root), "syncing a blob directory"):
-                        os.fsync(fd)
+                if self._fsync:
+                    with _os_errors(str(self.root), "syncing blobs"):
+                        if pending.data:
+                            _syncfs(pending.leaves.get("", -1), self.root)
+                        else:
+                            for prefix, fd in pending.leaves.items():
+                                if prefix:
+                                    os.fsync(fd)
             finally:
-                for fd in pending.values():
+                for fd in pending.leaves.values():
                     os.close(fd)
 
-    def _import(self, blob_id: str, source: BinaryIO, method: LinkMethod, origin: str) -> BlobInfo:
+    def _import(
+        self, blob_id: str, source: BinaryIO, method: LinkMethod, origin: str,
+        checksums: bool = True,
+    ) -> BlobInfo:
         if method == "copy":
             source.seek(0)
             info = self._commit_copy(blob_id, iter_chunks(source), None)
             return BlobInfo(size=info.size, checksums=info.checksums, linked_by="copy")
+        # hashed before linking (a read error stores nothing); without hashing no byte is read
+        if checksums:
+            source.seek(0)
+            accumulator = ChecksumAccumulator()
+            for chunk in iter_chunks(source):
+                accumulator.update(chunk)
+            size, sums = accumulator.size, accumulator.checksums()
+        else:
+            size, sums = os.fstat(source.fileno()).st_size, None
+        if method == "hardlink" and self._link_in_place(blob_id, source, origin):
+            return BlobInfo(size, sums, linked_by=method)
         with self._temp_name(blob_id) as (tmp_dir, tmp_name):
             with _os_errors(blob_id, f"{method} from {origin}"):
                 if method == "reflink":
                     self._reflink(source, tmp_dir, tmp_name)
                 else:
                     self._hardlink(source, tmp_dir, tmp_name)
-            source.seek(0)
-            accumulator = ChecksumAccumulator()
-            for chunk in iter_chunks(source):
-                accumulator.update(chunk)
             self._rename_into_place(blob_id, tmp_dir, tmp_name)
-        return BlobInfo(accumulator.size, accumulator.checksums(), linked_by=method)
+        return BlobInfo(size, sums, linked_by=method)
+
+    def _link_in_place(self, blob_id: str, source: BinaryIO, origin: str) -> bool:
+        """Hardlink the source straight to the blob's name when that name is free: link() makes
+        a whole name for a whole inode atomically, so no temp name and rename are needed.
+        False when the blob exists (then temp name and rename replace it atomically)."""
+        if not self._proc_fds:
+            raise StorageError(errno.EOPNOTSUPP, "hardlinking an open file needs /proc/self/fd",
+                               origin)
+        with _os_errors(blob_id, f"hardlink from {origin}"), \
+                self._leaf_dir(blob_id, create=True) as leaf:
+            try:
+                os.link(f"/proc/self/fd/{source.fileno()}", blob_id, dst_dir_fd=leaf,
+                        follow_symlinks=True)
+            except FileExistsError:
+                return False
+            self._sync_dir(leaf)
+        return True
 
     def _reflink(self, source: BinaryIO, tmp_dir: int, tmp_name: str) -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(tmp_name, flags, _FILE_MODE, dir_fd=tmp_dir)
         try:
             fcntl.ioctl(fd, FICLONE, source.fileno())
-            if self._fsync:
-                os.fsync(fd)
+            self._sync_file(fd)
         finally:
             os.close(fd)
 
     def _hardlink(self, source: BinaryIO, tmp_dir: int, tmp_name: str) -> None:
         # Link the inode we opened and checked, not whatever the path names by now.
-        if not os.path.isdir("/proc/self/fd"):
+        if not self._proc_fds:
             raise OSError(errno.EOPNOTSUPP, "hardlinking an open file needs /proc/self/fd")
         os.link(
             f"/proc/self/fd/{source.fileno()}", tmp_name, dst_dir_fd=tmp_dir, follow_symlinks=True
@@ -268,8 +312,7 @@ class PosixDriver:
                     raise size_mismatch(blob_id, size, accumulator.size)
                 with _os_errors(blob_id):
                     tmp.flush()
-                    if self._fsync:
-                        os.fsync(tmp.fileno())
+                    self._sync_file(tmp.fileno())
             self._rename_into_place(blob_id, tmp_dir, tmp_name)
         return BlobInfo(size=accumulator.size, checksums=accumulator.checksums())
 
@@ -277,46 +320,70 @@ class PosixDriver:
     def _temp_name(self, blob_id: str) -> Iterator[tuple[int, str]]:
         """A unique name in the temp dir (as dir fd and name), unlinked if the block fails."""
         name = uuid.uuid4().hex
-        with _os_errors(blob_id):
-            tmp_dir = os.open(self.root / TMP_DIR, _DIR_FLAGS)
-        try:
-            yield tmp_dir, name
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(name, dir_fd=tmp_dir)
-            raise
-        finally:
-            os.close(tmp_dir)
+        with _os_errors(blob_id), self._cached_dir("", lambda: os.open(
+                self.root / TMP_DIR, _DIR_FLAGS)) as tmp_dir:
+            try:
+                yield tmp_dir, name
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=tmp_dir)
+                raise
 
     def _rename_into_place(self, blob_id: str, tmp_dir: int, tmp_name: str) -> None:
         with _os_errors(blob_id), self._leaf_dir(blob_id, create=True) as leaf:
             os.rename(tmp_name, blob_id, src_dir_fd=tmp_dir, dst_dir_fd=leaf)
             self._sync_dir(leaf)
-        # rename() does nothing when both names are links to one inode (the same file imported
-        # twice by hardlink, or a blob copied onto itself), leaving the temp name behind.
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name, dir_fd=tmp_dir)
+            # rename() does nothing when both names are links to one inode (the same file
+            # imported twice by hardlink, or a blob copied onto itself), leaving the temp name
+            # behind; a stat tells without the cost of a failing unlink every time
+            if os.stat(blob_id, dir_fd=leaf, follow_symlinks=False).st_nlink > 1:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp_name, dir_fd=tmp_dir)
 
     def _sync_dir(self, dir_fd: int) -> None:
+        # inside deferred_sync() every directory written to is one of the block's open
+        # directories, synced at its end
+        if self._fsync and self._deferred is None:
+            os.fsync(dir_fd)
+
+    def _sync_file(self, fd: int) -> None:
         if not self._fsync:
             return
-        with self._deferred_lock:
-            if self._deferred is not None:
-                st = os.fstat(dir_fd)
-                key = (st.st_dev, st.st_ino)
-                if key not in self._deferred:
-                    self._deferred[key] = os.dup(dir_fd)
-                return
-        os.fsync(dir_fd)
+        deferred = self._deferred
+        if deferred is None:
+            os.fsync(fd)
+        else:
+            deferred.data = True
 
     @contextlib.contextmanager
     def _leaf_dir(self, blob_id: str, create: bool = False) -> Iterator[int]:
         """An fd of the blob's fan-out directory, reached without following any symlink."""
-        fd = self._open_leaf(blob_id, create)
-        try:
+        padded = blob_id.ljust(4, "_")
+        with self._cached_dir(padded[:2] + "/" + padded[2:4],
+                              lambda: self._open_leaf(blob_id, create)) as fd:
             yield fd
-        finally:
-            os.close(fd)
+
+    @contextlib.contextmanager
+    def _cached_dir(self, key: str, opener: Callable[[], int]) -> Iterator[int]:
+        """A directory fd from `opener`, closed after use; inside deferred_sync() kept open
+        under `key` for the rest of the block (and synced at its end)."""
+        deferred = self._deferred
+        if deferred is None:
+            fd = opener()
+            try:
+                yield fd
+            finally:
+                os.close(fd)
+            return
+        fd = deferred.leaves.get(key, -1)
+        if fd < 0:
+            fd = opener()
+            with self._deferred_lock:
+                kept = deferred.leaves.setdefault(key, fd)
+            if kept != fd:  # another thread opened it meanwhile
+                os.close(fd)
+                fd = kept
+        yield fd
 
     def _open_leaf(self, blob_id: str, create: bool = False) -> int:
         """`_leaf_dir` as a plain fd, which the caller closes."""
@@ -338,6 +405,37 @@ class PosixDriver:
             os.close(fd)
             raise
         return fd
+
+
+class _Deferred:
+    """The state of one deferred_sync() block: its open directories by fan-out prefix (the
+    temp dir under ""), and whether file data waits for the final sync."""
+
+    __slots__ = ("leaves", "data")
+
+    def __init__(self) -> None:
+        self.leaves: dict[str, int] = {}
+        self.data = False
+
+
+def _syncfs(dir_fd: int, root: Path) -> None:
+    """Flush the whole filesystem holding `root` (syncfs(2)): one call instead of an fsync per
+    blob file; falls back to sync(2) where libc has no syncfs."""
+    syncfs = getattr(_LIBC, "syncfs", None)
+    if syncfs is None:
+        os.sync()
+        return
+    fd = dir_fd if dir_fd >= 0 else os.open(root, _DIR_FLAGS)
+    try:
+        if syncfs(fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code), str(root))
+    finally:
+        if fd != dir_fd:
+            os.close(fd)
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 class _BlobChunks:

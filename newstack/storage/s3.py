@@ -178,7 +178,9 @@ class S3Driver:
         with self._sdk_errors(blob_id):
             self._client.delete_object(Bucket=self.bucket, Key=blob_id)
 
-    def link_from_path(self, blob_id: str, path: Path, mode: LinkMode = "auto") -> BlobInfo:
+    def link_from_path(
+        self, blob_id: str, path: str | Path, mode: LinkMode = "auto", *, checksums: bool = True
+    ) -> BlobInfo:
         check_blob_id(blob_id)
         check_link_mode(mode)
         if mode not in ("auto", "copy"):

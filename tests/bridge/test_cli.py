@@ -209,20 +209,4 @@ def test_fixture_create_rejects_a_database_ownCloud_never_ran_on(tmp_path: Path)
     assert "not 'oracle'" in result.stderr
 
 
-# ---------------------------------------------------------------------------------------------
-# demo
-
-def test_demo_builds_migrates_verifies_and_can_run_twice(tmp_path: Path) -> None:
-    demo_dir = tmp_path / "demo"
-    for _ in range(2):
-        result = run("demo", "--dir", demo_dir, "--seed", "2")
-        assert result.exit_code == 0, (result.stderr, result.exception)
-        assert (demo_dir / "legacy" / "manifest.json").is_file()
-        assert (demo_dir / "legacy" / "config" / "config.php").is_file()
-        assert (demo_dir / "new" / "metadata.db").is_file()
-        assert "log in with" in result.stdout
-        assert "manifest.json" in result.stdout
-        assert "migrating cohort 1" in result.stdout
-        verified = [line for line in result.stdout.splitlines() if ": identical" in line]
-        assert verified, result.stdout
-        assert f"serve legacy --config {demo_dir / 'ocbridge.toml'}" in result.stdout
+# the demo: tests/bridge/test_demo.py

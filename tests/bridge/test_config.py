@@ -130,9 +130,22 @@ shadow_users = ["alice", "bob"]
 shadow_queue = 50
 shadow_workers = 2
 shadow_multistatus_kb = 512
+oidc_issuer = "https://id.example.org"
+oidc_audience = "owncloud"
+oidc_jwks = "/etc/ocbridge/jwks.json"
+oidc_uid_claim = "sub"
 
 [bridge]
 store_url = "sqlite:////var/lib/ocbridge/bridge.db"
+
+[cutover]
+delta_threshold = 10
+max_passes = 3
+ack_timeout = 60
+gate = "full"
+verify_content = "bytes"
+verify_ignore = ["extras share_types"]
+workers = 4
 """
 
 
@@ -162,9 +175,13 @@ def test_a_full_file_round_trips(tmp_path: Path) -> None:
             retry_after=60, default_stack="new", connect_timeout=2, read_timeout=60,
             refresh_ms=100, lookup_cache_seconds=5, cookie_max_age=3600,
             shadow_users=("alice", "bob"), shadow_queue=50, shadow_workers=2,
-            shadow_multistatus_kb=512,
+            shadow_multistatus_kb=512, oidc_issuer="https://id.example.org",
+            oidc_audience="owncloud", oidc_jwks="/etc/ocbridge/jwks.json", oidc_uid_claim="sub",
         ),
         bridge=config.BridgeSettings(store_url="sqlite:////var/lib/ocbridge/bridge.db"),
+        cutover=config.CutoverSettings(delta_threshold=10, max_passes=3, ack_timeout=60,
+                                       gate="full", verify_content="bytes",
+                                       verify_ignore=("extras share_types",), workers=4),
     )
     # every key of the schema is in FULL_FILE, and every value differs from its default
     assert flatten(tomllib.loads(FULL_FILE)) == leaf_keys(Settings)

@@ -340,7 +340,8 @@ def test_copy_gets_new_fileids_and_its_own_blobs(backend: NativeBackend, clock: 
 
 def test_copy_into_itself_is_refused(backend: NativeBackend) -> None:
     backend.mkdir("alice", "A")
-    with pytest.raises(ForbiddenError):
+    # sabre/dav refuses a target inside the source with 409, the same node with 403
+    with pytest.raises(ConflictError):
         backend.copy("alice", "A", "A/inner", overwrite=False)
     with pytest.raises(ForbiddenError):
         backend.move("alice", "A", "A", overwrite=True)
@@ -704,7 +705,9 @@ def test_extras_take_one_query_per_kind(backend: NativeBackend, store: MetadataS
     finally:
         sa.event.remove(store.engine, "before_cursor_execute", record)
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
-    assert len(selects) == 4
+    # favorites, tags, comments, dead properties, share types; on SQLite the share-types
+    # lookup runs on the driver connection (as the store's hot paths), unseen by events
+    assert len(selects) == (5 if store.is_postgres else 4)
     by_name = {n.name: extras[n.fileid] for n in listing}
     assert [n for n, e in by_name.items() if e.favorite] == ["f03.txt"]
     assert by_name["f05.txt"].tags == ("blue", "work")

@@ -81,3 +81,53 @@ def test_every_credential_of_the_fixture_resolves(instance: Manifest,
     assert who(directory, "/", basic("nobody-here", "pw")).uid is None
     assert who(directory, "/", b"Bearer " + b"x" * 64).uid is None
     assert who(directory, "/s/NoSuchLinkToken").uid is None
+
+
+def test_links_made_on_the_new_stack_resolve_to_their_owner(tmp_path: Path) -> None:
+    from bridge.config import NewstackSettings
+    from newstack.metadata.schema import shares
+    from newstack.service import open_newstack
+    from tests.newstack.legacy.stack import empty_instance
+
+    manifest = empty_instance(tmp_path / "oc10", {"bob": "pw-1", "carol": "pw-2"})
+    settings = Settings(legacy=LegacySettings(config_php=Path(manifest.config_php)),
+                        newstack=NewstackSettings(data_dir=tmp_path / "new"))
+    stack = open_newstack(settings)
+    try:
+        with stack.store.engine.begin() as conn:
+            for id_, share_type, token, owner in (
+                    (1, 3, "MadeOnNewStack1", "bob"),      # a link made after bob moved
+                    (2, 0, "NotALinkToken01", "carol"),     # a user share: no token routing
+            ):
+                conn.execute(shares.insert().values(
+                    id=id_, share_type=share_type, token=token, uid_owner=owner,
+                    item_type="file", item_source="7", file_source=7, permissions=1))
+    finally:
+        stack.store.engine.dispose()
+    directory = LegacyDirectory.from_settings(settings)
+    try:
+        for path in ("/s/MadeOnNewStack1", "/index.php/s/MadeOnNewStack1",
+                     "/remote.php/dav/public-files/MadeOnNewStack1/x.txt"):
+            identity = who(directory, path)
+            assert (identity.uid, identity.source) == ("bob", "link"), path
+        identity = who(directory, "/public.php/webdav/", basic("MadeOnNewStack1", "x"))
+        assert (identity.uid, identity.source) == ("bob", "link")
+        assert who(directory, "/s/NotALinkToken01").uid is None
+        assert who(directory, "/s/NoSuchLinkToken").uid is None
+    finally:
+        directory.close()
+
+
+def test_without_a_new_stack_database_only_legacy_links_count(tmp_path: Path) -> None:
+    from bridge.config import NewstackSettings
+    from tests.newstack.legacy.stack import empty_instance
+
+    manifest = empty_instance(tmp_path / "oc10", {"bob": "pw-1"})
+    directory = LegacyDirectory.from_settings(Settings(
+        legacy=LegacySettings(config_php=Path(manifest.config_php)),
+        newstack=NewstackSettings(data_dir=tmp_path / "never-started")))
+    try:
+        assert who(directory, "/s/AnyToken").uid is None
+        assert not (tmp_path / "never-started" / "metadata.db").exists()  # nothing created
+    finally:
+        directory.close()

@@ -264,12 +264,15 @@ def test_failed_hardlink_rename_leaves_no_temp_file(
 ) -> None:
     source = tmp_path / "source.bin"
     source.write_bytes(b"x")
+    # a free name is linked directly; replacing a blob goes through a temp name and rename
+    driver.put("nolink", [b"old"])
     monkeypatch.setattr(os, "rename", fail_with(errno.EIO))
     with pytest.raises(StorageError):
         driver.link_from_path("nolink", source, "hardlink")
     monkeypatch.undo()
     assert temp_files(driver) == []
     assert source.stat().st_nlink == 1
+    assert read_all(driver, "nolink") == b"old"
 
 
 def test_stale_temp_files_are_removed(driver: PosixDriver) -> None:
@@ -358,20 +361,57 @@ def test_deferred_sync_syncs_each_directory_once_at_the_end(
     real_fsync = os.fsync
 
     def counting_fsync(fd: int) -> None:
-        if os.path.isdir(f"/proc/self/fd/{fd}"):
-            synced.append(os.fstat(fd).st_ino)
+        synced.append(os.fstat(fd).st_ino)
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", counting_fsync)
     source = tmp_path / "source.bin"
     source.write_bytes(b"x" * 100)
-    ids = ["aa" + str(n) for n in range(5)] + ["bb" + str(n) for n in range(5)]
+    ids = ["aaaa" + str(n) for n in range(5)] + ["bbbb" + str(n) for n in range(5)]
     with driver.deferred_sync():
         for blob_id in ids:
-            driver.link_from_path(blob_id, source, "copy")
-        assert synced == [], "no directory is synced inside the block"
-    assert len(synced) == len(set(synced)) >= 2, "each directory once, at the end"
+            driver.link_from_path(blob_id, source, "hardlink")
+        assert synced == [], "nothing is synced inside the block"
+    assert len(synced) == len(set(synced)) == 2, "each directory once, at the end"
     assert all(b"".join(driver.open(blob_id)) == b"x" * 100 for blob_id in ids)
+
+
+def test_deferred_sync_of_copies_is_one_syncfs(
+        driver: PosixDriver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from newstack.storage import posix
+
+    calls: list[str] = []
+    real_fsync, real_syncfs = os.fsync, posix._syncfs
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd)))
+    monkeypatch.setattr(posix, "_syncfs",
+                        lambda fd, root: (calls.append("syncfs"), real_syncfs(fd, root)))
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"y" * 100)
+    with driver.deferred_sync():
+        for n in range(6):
+            driver.link_from_path(f"cc{n}", source, "copy")
+        driver.put("dd0", [b"z"])
+        assert calls == [], "no file or directory is synced inside the block"
+    assert calls == ["syncfs"], "file data: one syncfs of the filesystem at the end"
+    assert b"".join(driver.open("cc5")) == b"y" * 100
+    assert os.listdir(driver.root / TMP_DIR) == []
+
+
+def test_link_without_checksums_reads_nothing(driver: PosixDriver, tmp_path: Path) -> None:
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"q" * 5000)
+    info = driver.link_from_path("unread", source, "hardlink", checksums=False)
+    assert (info.size, info.checksums, info.linked_by) == (5000, None, "hardlink")
+    assert os.stat(source).st_ino == os.stat(driver.root / "un" / "re" / "unread").st_ino
+    # the name taken: replaced atomically through a temp name, which does not stay behind
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"r" * 7)
+    with driver.deferred_sync():
+        assert driver.link_from_path("unread", other, "hardlink", checksums=False).size == 7
+    assert read_all(driver, "unread") == b"r" * 7
+    assert os.listdir(driver.root / TMP_DIR) == []
+    copied = driver.link_from_path("copied", source, "copy", checksums=False)
+    assert copied.checksums is not None, "a copy reads every byte and says so"
 
 
 def test_auto_stops_trying_reflink_where_it_was_refused(

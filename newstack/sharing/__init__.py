@@ -1,0 +1,1 @@
+"""Sharing: oc_share semantics, recipients' mounts, public and private links."""
