@@ -16,6 +16,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -43,6 +44,19 @@ def loopback_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     env.update(extra or {})
     return env
+
+
+def loadavg() -> str:
+    """/proc/loadavg: the machine may be shared with other work while the bench runs."""
+    try:
+        return Path("/proc/loadavg").read_text().strip()
+    except OSError:
+        return ""
+
+
+def log(message: str) -> None:
+    """Progress goes to stderr so that stdout stays for the result tables."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def machine_info() -> dict[str, Any]:
@@ -455,6 +469,17 @@ def write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     tmp.replace(path)
+
+
+def finish(out_path: Path, out: Mapping[str, Any]) -> int:
+    """Says where the results went and lists the failed cells: the bench's exit status (1 when
+    any cell failed, the other cells still measured)."""
+    print(f"\nwrote {out_path} ({out['wall_seconds']} s)")
+    failures = out["failures"]
+    if failures:
+        print(f"{len(failures)} failure(s):", json.dumps(failures, indent=2))
+        return 1
+    return 0
 
 
 def write_random_file(path: Path, size: int, chunk: int = 8 * 1024 * 1024) -> None:

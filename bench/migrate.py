@@ -40,7 +40,10 @@ import sqlalchemy as sa
 
 from bench.common import (
     cleanup_on_signals,
+    finish,
     format_table,
+    loadavg,
+    log,
     loopback_env,
     machine_info,
     median,
@@ -71,17 +74,6 @@ LINK_READ_SHARE = 0.01
 #: ... and take at most this share of the time a copy takes
 LINK_TIME_SHARE = 0.10
 FILES_PER_S_TARGET = 5000
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def loadavg() -> str:
-    try:
-        return Path("/proc/loadavg").read_text().strip()
-    except OSError:
-        return ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -807,11 +799,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_tables(results, targets)
     for message in skipped:
         print(message)
-    print(f"\nwrote {args.out} ({out['wall_seconds']} s)")
-    if results.failures:
-        print(f"{len(results.failures)} failure(s):", json.dumps(results.failures, indent=2))
-        return 1
-    return 0
+    return finish(args.out, out)
 
 
 @contextlib.contextmanager

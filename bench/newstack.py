@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import json
 import os
 import shutil
 import sys
@@ -38,8 +37,10 @@ from bench.common import (
     ServerError,
     cleanup_on_signals,
     curl_transfer,
+    finish,
     format_table,
-    free_port,
+    loadavg,
+    log,
     loopback_env,
     machine_info,
     median,
@@ -56,6 +57,7 @@ from bench.common import (
     write_random_file,
     wrk_script,
 )
+from newstack.server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -138,18 +140,6 @@ class Results:
         message = f"{type(exc).__name__}: {exc}".strip()
         self.failures.append({"scenario": scenario, "server": server, "error": message[:2000]})
         log(f"  !! {scenario} {server}: {message.splitlines()[0] if message else ''}")
-
-
-def loadavg() -> str:
-    """/proc/loadavg: the machine may be shared with other work while the bench runs."""
-    try:
-        return Path("/proc/loadavg").read_text().strip()
-    except OSError:
-        return ""
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -700,11 +690,7 @@ def main() -> int:
         entry["title"] = titles.get(name, name)
     write_json(args.out, out)
     print_tables(results, targets)
-    print(f"\nwrote {args.out} ({out['wall_seconds']} s)")
-    if results.failures:
-        print(f"{len(results.failures)} failure(s):", json.dumps(results.failures, indent=2))
-        return 1
-    return 0
+    return finish(args.out, out)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ measured direct and through the proxy, interleaved; docs/benchmarks.md explains 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -32,7 +31,10 @@ from bench.common import (
     ServerError,
     cleanup_on_signals,
     curl_transfer,
+    finish,
     format_table,
+    loadavg,
+    log,
     loopback_env,
     machine_info,
     median,
@@ -48,7 +50,7 @@ from bench.common import (
     write_random_file,
     wrk_script,
 )
-from bench.newstack import PROPFIND_BODY, loadavg, log
+from bench.newstack import PROPFIND_BODY
 from newstack.server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -580,11 +582,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_json(args.out, out)
     print_tables(results, targets)
-    print(f"\nwrote {args.out} ({out['wall_seconds']} s)")
-    if results.failures:
-        print(f"{len(results.failures)} failure(s):", json.dumps(results.failures, indent=2))
-        return 1
-    return 0
+    return finish(args.out, out)
 
 
 if __name__ == "__main__":

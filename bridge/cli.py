@@ -683,6 +683,11 @@ def cutover_command(users: tuple[str, ...], cohort: int | None, config_file: Pat
                     console.print(_cutover_line(result), highlight=False, soft_wrap=True)
     finally:
         store.close()
+    _end_with_results(results, as_json)
+
+
+def _end_with_results(results: list[Any], as_json: bool) -> None:
+    """Per-user results as JSON when asked; exit status 1 when any user did not move."""
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
     if not all(r.ok for r in results):
@@ -753,10 +758,7 @@ def rollback_command(users: tuple[str, ...], config_file: Path | None, as_json: 
                               f"({escape(result.reason)})", highlight=False, soft_wrap=True)
     finally:
         store.close()
-    if as_json:
-        click.echo(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
-    if not all(r.ok for r in results):
-        sys.exit(1)
+    _end_with_results(results, as_json)
 
 
 @main.command("status")

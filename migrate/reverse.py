@@ -12,14 +12,13 @@ does not, which clients take as a metadata update without a transfer (docs/cutov
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 import sqlalchemy as sa
 
 from newstack.backend import FilesBackend, Node, NotFoundError
 from newstack.legacy.backend import Oc10Backend
+from newstack.streams import chunk_reader
 
 
 @dataclass
@@ -39,26 +38,6 @@ class ReverseReport:
     @property
     def changes(self) -> int:
         return self.added + self.changed + self.moved + self.deleted
-
-
-class _Stream:
-    """A file-like reader over a chunk iterator, for the backend's write(body=…)."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buffer = b""
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
-            try:
-                self._buffer += next(self._chunks)
-            except StopIteration:
-                break
-        if size < 0:
-            out, self._buffer = self._buffer, b""
-        else:
-            out, self._buffer = self._buffer[:size], self._buffer[size:]
-        return out
 
 
 def _join(parent: str, name: str) -> str:
@@ -126,7 +105,7 @@ class ReverseDelta:
         return self.legacy.stat(self.uid, path)
 
     def _copy_file(self, node: Node, path: str) -> Node:
-        body: BinaryIO = _Stream(self.new.read(self.uid, node))  # type: ignore[assignment]
+        body = chunk_reader(self.new.read(self.uid, node))
         return self.legacy.write(self.uid, path, body, length=node.size, mtime=node.mtime).node
 
     def _delete_gone(self, gone: dict[int, str]) -> None:

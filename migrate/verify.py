@@ -27,6 +27,7 @@ from rich.text import Text
 from bridge.oc10 import davxml
 from newstack.backend import BackendError, FilesBackend, Node, NodeExtras, NotFoundError
 from newstack.dav.xml import encode_href_path
+from newstack.streams import chunk_reader
 
 Content = Literal["none", "checksums", "bytes"]
 
@@ -726,32 +727,12 @@ def propfind_body(props: Sequence[str]) -> bytes:
             f'{"".join(inner)}</d:prop></d:propfind>').encode()
 
 
-class _StreamReader:
-    """A file-like read() over an iterator of byte chunks, for iterparse."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buffer = b""
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            self._buffer += chunk
-        if size < 0:
-            out, self._buffer = self._buffer, b""
-        else:
-            out, self._buffer = self._buffer[:size], self._buffer[size:]
-        return out
-
-
 def _parse_multistatus(chunks: Iterator[bytes], origin: str
                        ) -> dict[str, dict[str, tuple[int, str]]]:
     """href → {Clark name: (propstat status, canonical value)}, '' → the response's own
     status when it has one; parsed as the body streams in, one <d:response> at a time."""
     out: dict[str, dict[str, tuple[int, str]]] = {}
-    for _event, element in iterparse(_StreamReader(chunks), events=("end",)):
+    for _event, element in iterparse(chunk_reader(chunks), events=("end",)):
         if element.tag != f"{D}response":
             continue
         href = (element.findtext(f"{D}href") or "").strip()

@@ -9,8 +9,6 @@ Property values come from newstack/dav/props.py; registered in newstack/app.py.
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -23,6 +21,7 @@ from newstack.dav.errors import DavError
 from newstack.dav.methods import MethodNotAllowedError, attachment_disposition
 from newstack.dav.xml import SUPPORTEDLOCK_XML, DavResponse, xml_text
 from newstack.http import Request, Response, closing_iter
+from newstack.streams import chunk_reader
 
 OC: Final = "{http://owncloud.org/ns}"
 _COLLECTION: Final = {"{DAV:}resourcetype": "<d:collection/>",
@@ -172,36 +171,8 @@ def _copy(req: Request, user: User, where: _Location, backend: FilesBackend) -> 
     if existing is not None:
         backend.delete(user.uid, destination.path)
     version = where.version
-    content = io.BufferedReader(_ChunkReader(
-        backend.read_version(user.uid, version.fileid, version.version_id)))
+    content = chunk_reader(
+        backend.read_version(user.uid, version.fileid, version.version_id))
     result = backend.write(user.uid, destination.path, content, length=version.size)
     return Response.of(201 if existing is None else 204,
                        headers=[("OC-FileId", oc_id(result.node.fileid, backend.instance_id))])
-
-
-class _ChunkReader(io.RawIOBase):
-    """A streamed version as the file object backend.write reads."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        while not self._pending:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
-            self._pending = chunk
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-    def close(self) -> None:
-        close = getattr(self._chunks, "close", None)
-        if close is not None:
-            close()
-        super().close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import io
 import logging
 import secrets
 import threading
@@ -52,6 +51,7 @@ from newstack.sharing.model import (
     ShareNotFoundError,
     ShareStore,
 )
+from newstack.streams import chunk_reader
 
 #: how long a user's received-share list is reused (a new share shows up within this time in
 #: other processes; this process's own changes are seen at once)
@@ -305,6 +305,13 @@ class SharingBackend:
         except NotFoundError:
             return None
 
+    def _live_mounts(self, uid: str) -> Iterator[tuple[Mount, Node]]:
+        """`uid`'s mounts whose shared node still exists, with that node."""
+        for mount in self.mounts(uid):
+            source = self._source(mount)
+            if source is not None:
+                yield mount, source
+
     def place(self, uid: str, path: str) -> Place:
         path = normalize(path)
         mounts = self.mounts(uid)
@@ -424,10 +431,7 @@ class SharingBackend:
             return self._with_mounts(uid, self.inner.by_id(uid, fileid), self.mounts(uid))
         except NotFoundError:
             pass
-        for mount in self.mounts(uid):
-            source = self._source(mount)
-            if source is None:
-                continue
+        for mount, source in self._live_mounts(uid):
             try:
                 node = self.inner.by_id(mount.owner, fileid)
             except NotFoundError:
@@ -476,12 +480,7 @@ class SharingBackend:
             if not place.mount.permissions & PERM_UPDATE:
                 raise ForbiddenError(REFUSED)
             return place, current
-        try:
-            parent = self._shown(self.inner.stat(place.uid, _parent(place.path)), place,
-                                 _parent(path))
-        except NotFoundError as exc:
-            raise ConflictError(f"the parent of {path!r} does not exist") from exc
-        self._need(parent, PERM_CREATE)
+        self._need_creatable_parent(place, path)
         return place, None
 
     def write(self, uid: str, path: str, body: BinaryIO, *, length: int | None,
@@ -496,6 +495,16 @@ class SharingBackend:
         return dataclasses.replace(result, node=self._shown(result.node, place,
                                                             normalize(path)))
 
+    def _need_creatable_parent(self, place: Place, path: str) -> None:
+        """`path` (as `place`'s user sees it) may be created inside a share: its parent exists
+        and the share grants create."""
+        try:
+            parent = self._shown(self.inner.stat(place.uid, _parent(place.path)), place,
+                                 _parent(path))
+        except NotFoundError as exc:
+            raise ConflictError(f"the parent of {path!r} does not exist") from exc
+        self._need(parent, PERM_CREATE)
+
     def mkdir(self, uid: str, path: str) -> Node:
         path = normalize(path)
         place = self.place(uid, path)
@@ -503,12 +512,7 @@ class SharingBackend:
             return self.inner.mkdir(uid, path)
         if place.is_mount_root:
             raise AlreadyExistsError(f"{path!r} exists")
-        try:
-            parent = self._shown(self.inner.stat(place.uid, _parent(place.path)), place,
-                                 _parent(path))
-        except NotFoundError as exc:
-            raise ConflictError(f"the parent of {path!r} does not exist") from exc
-        self._need(parent, PERM_CREATE)
+        self._need_creatable_parent(place, path)
         return self._shown(self.inner.mkdir(place.uid, place.path), place, path)
 
     def delete(self, uid: str, path: str) -> None:
@@ -683,8 +687,8 @@ class SharingBackend:
             self.inner.delete(target.uid, target.path)
             existing = None
         if not node.is_dir:
-            return self.inner.write(target.uid, target.path, _stream(
-                self.inner.read(source.uid, node)), length=node.size, mtime=node.mtime)
+            return self.inner.write(target.uid, target.path, chunk_reader(
+                self.inner.read(source.uid, node), _READ_CHUNK), length=node.size, mtime=node.mtime)
         top = self.inner.mkdir(target.uid, target.path)
         pending = [(source.path, target.path)]
         while pending:
@@ -695,8 +699,8 @@ class SharingBackend:
                     self.inner.mkdir(target.uid, to_path)
                     pending.append((child.path, to_path))
                 else:
-                    self.inner.write(target.uid, to_path, _stream(
-                        self.inner.read(source.uid, child)), length=child.size,
+                    self.inner.write(target.uid, to_path, chunk_reader(
+                        self.inner.read(source.uid, child), _READ_CHUNK), length=child.size,
                         mtime=child.mtime)
         return WriteResult(node=dataclasses.replace(
             top, size=self.inner.stat(target.uid, target.path).size), created=True)
@@ -769,12 +773,7 @@ class SharingBackend:
         # user's files under a passing name and copied over into the owner's tree
         if place.is_mount_root or self._existing(place, target) is not None:
             raise AlreadyExistsError(f"{target!r} exists")
-        try:
-            parent = self._shown(self.inner.stat(place.uid, _parent(place.path)), place,
-                                 _parent(target))
-        except NotFoundError as exc:
-            raise ConflictError(f"the parent of {target!r} does not exist") from exc
-        self._need(parent, PERM_CREATE)
+        self._need_creatable_parent(place, target)
         passing = f".restoring-{fileid}-{secrets.token_hex(4)}"
         self.inner.restore(uid, fileid, passing)
         try:
@@ -921,10 +920,7 @@ class SharingBackend:
         except NotFoundError:
             pass
         # a lock taken inside a share is kept with the shared node's owner
-        for mount in self.mounts(uid):
-            source = self._source(mount)
-            if source is None:
-                continue
+        for mount, source in self._live_mounts(uid):
             try:
                 refreshed = self.inner.refresh_lock(mount.owner, token, timeout)
             except NotFoundError:
@@ -1007,38 +1003,6 @@ class _ForgettingStore:
         if name == "_store":
             raise AttributeError(name)
         return getattr(self._store, name)
-
-
-class _ChunkStream(io.RawIOBase):
-    """A readable raw stream over an iterator of byte chunks, for a streamed write."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._pending = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
-            self._pending = memoryview(chunk)
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-    def close(self) -> None:
-        close = getattr(self._chunks, "close", None)
-        if close is not None:
-            close()
-        super().close()
-
-
-def _stream(chunks: Iterator[bytes]) -> BinaryIO:
-    return io.BufferedReader(_ChunkStream(chunks), buffer_size=_READ_CHUNK)
 
 
 def _conforms(backend: SharingBackend) -> FilesBackend:

@@ -5,16 +5,13 @@ to the thread pool, how blob ids fan out."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
-from bridge.config import Settings
 from fixtures.builder import DESKTOP_CLIENT_ID, DESKTOP_CLIENT_SECRET
 from fixtures.manifest import Manifest
 from migrate import account_data
@@ -32,44 +29,11 @@ from newstack.app import NewstackApp, ServerInfo
 from newstack.backend import NotFoundError
 from newstack.legacy.backend import Oc10Backend
 from newstack.legacy.filecache import Row
-from newstack.legacy.instance import open_instance
 from newstack.metadata import schema
 from newstack.oauth2 import TOKEN_PATH
-from newstack.service import Newstack, open_newstack
-from tests.fixtures.test_instances import build
+from newstack.service import Newstack
+from tests.migrate.stacks import new_stack
 from tests.newstack.live import live_server
-
-_OPENED: list[Newstack] = []
-
-
-def new_stack(where: Path) -> Newstack:
-    defaults = Settings()
-    stack = open_newstack(dataclasses.replace(defaults, newstack=dataclasses.replace(
-        defaults.newstack, data_dir=where)))
-    _OPENED.append(stack)
-    return stack
-
-
-@pytest.fixture(autouse=True)
-def close_stacks() -> Iterator[None]:
-    yield
-    while _OPENED:
-        _OPENED.pop().close()
-
-
-@pytest.fixture
-def small(tmp_path: Path, mariadb_url: str) -> Manifest:
-    return build(tmp_path, mariadb_url, "small")
-
-
-@pytest.fixture
-def legacy(small: Manifest) -> Iterator[tuple[LegacySource, Oc10Backend]]:
-    instance = open_instance(Path(small.config_php))
-    source = LegacySource(instance)
-    backend = Oc10Backend(open_instance(Path(small.config_php)))
-    yield source, backend
-    backend.close()
-    instance.close()
 
 
 def propfind_status(url: str, uid: str, authorization: str) -> int:

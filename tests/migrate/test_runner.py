@@ -32,40 +32,8 @@ from newstack.metadata import schema
 from newstack.service import Newstack, open_newstack
 from newstack.sharing.model import TYPE_LINK, NewShare
 from tests.fixtures.test_instances import build
+from tests.migrate.stacks import closed_after_test, new_stack
 from tests.newstack.live import live_server
-
-_OPENED: list[Newstack] = []
-
-
-def new_stack(where: Path, metadata_url: str = "") -> Newstack:
-    """A native new stack in `where`; closed after the test (close_stacks)."""
-    defaults = Settings()
-    stack = open_newstack(dataclasses.replace(defaults, newstack=dataclasses.replace(
-        defaults.newstack, data_dir=where, metadata_url=metadata_url)))
-    _OPENED.append(stack)
-    return stack
-
-
-@pytest.fixture(autouse=True)
-def close_stacks() -> Iterator[None]:
-    yield
-    while _OPENED:
-        _OPENED.pop().close()
-
-
-@pytest.fixture
-def small(tmp_path: Path, mariadb_url: str) -> Manifest:
-    return build(tmp_path, mariadb_url, "small")
-
-
-@pytest.fixture
-def legacy(small: Manifest) -> Iterator[tuple[LegacySource, Oc10Backend]]:
-    instance = open_instance(Path(small.config_php))
-    source = LegacySource(instance)
-    backend = Oc10Backend(open_instance(Path(small.config_php)), read_only=False)
-    yield source, backend
-    backend.close()
-    instance.close()
 
 
 def users_with_files(manifest: Manifest) -> list[str]:
@@ -253,13 +221,11 @@ def test_migration_onto_s3_and_postgresql(
     first = open_newstack(settings)
     first.driver.ensure_bucket()  # type: ignore[attr-defined]
     first.close()
-    stack = open_newstack(settings)
-    _OPENED.append(stack)
+    stack = closed_after_test(open_newstack(settings))
     report = UserMigration(source, stack.store, stack.driver, uid).run()
     assert report.files > 0 and report.bytes > 0
     assert report.linked_by == {"copy": report.linked_by.get("copy", 0)}  # S3 can only copy
-    reopened = open_newstack(settings)
-    _OPENED.append(reopened)
+    reopened = closed_after_test(open_newstack(settings))
     same_user(old, reopened.backend, uid)
 
 

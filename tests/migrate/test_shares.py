@@ -4,17 +4,14 @@ differs, a member's target or state that differs, and a share that is missing.""
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
-from bridge.config import Settings
 from fixtures.manifest import Manifest
 from migrate.runner import UserMigration
 from migrate.shares import CARRIED_AS_IS, LegacyShare, finding_for
@@ -22,46 +19,13 @@ from migrate.source import LegacySource
 from migrate.verify import LINKS, SHARES, compare_backends
 from newstack.app import NewstackApp, ServerInfo
 from newstack.legacy.backend import Oc10Backend
-from newstack.legacy.instance import open_instance
 from newstack.metadata import schema
-from newstack.service import Newstack, open_newstack
 from newstack.sharing.model import TYPE_GROUP, TYPE_LINK, TYPE_USER, TYPE_USERGROUP, Share
 from newstack.sharing.view import SharingBackend
-from tests.fixtures.test_instances import build
+from tests.migrate.stacks import new_stack
 from tests.newstack.live import live_server
 
-_OPENED: list[Newstack] = []
 HOME = 4
-
-
-def new_stack(where: Path) -> Newstack:
-    defaults = Settings()
-    stack = open_newstack(dataclasses.replace(defaults, newstack=dataclasses.replace(
-        defaults.newstack, data_dir=where)))
-    _OPENED.append(stack)
-    return stack
-
-
-@pytest.fixture(autouse=True)
-def close_stacks() -> Iterator[None]:
-    yield
-    while _OPENED:
-        _OPENED.pop().close()
-
-
-@pytest.fixture
-def small(tmp_path: Path, mariadb_url: str) -> Manifest:
-    return build(tmp_path, mariadb_url, "small")
-
-
-@pytest.fixture
-def legacy(small: Manifest) -> Iterator[tuple[LegacySource, Oc10Backend]]:
-    instance = open_instance(Path(small.config_php))
-    source = LegacySource(instance)
-    backend = Oc10Backend(open_instance(Path(small.config_php)), read_only=False)
-    yield source, backend
-    backend.close()
-    instance.close()
 
 
 def legacy_row(share_type: int, share_with: str | None, *, item_type: str = "file",

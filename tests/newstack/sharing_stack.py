@@ -15,6 +15,8 @@ import httpx
 from fixtures.accounts import add_user
 from newstack.app import NewstackApp, ServerInfo
 from newstack.backend import FilesBackend
+from newstack.legacy.backend import Oc10Backend
+from newstack.native import NativeBackend
 from newstack.sharing.view import SharingBackend
 from tests.newstack.backends import StackUser, make_backend
 from tests.newstack.legacy.stack import TEST_HASH_COST, empty_instance, open_backend
@@ -58,6 +60,26 @@ def make_sharing_backend(kind: str, where: Path) -> FilesBackend:
                 backend.mkdir("alice", folder)
         backend.write("alice", path, io.BytesIO(content), length=len(content))
     return backend  # type: ignore[no-any-return]
+
+
+def close_sharing_backend(backend: SharingBackend) -> None:
+    inner = backend.inner
+    if isinstance(inner, NativeBackend):
+        inner.store.engine.dispose()
+    elif isinstance(inner, Oc10Backend):
+        inner.close()
+
+
+@contextmanager
+def uncached_view(kind: str, where: Path) -> Iterator[SharingBackend]:
+    """make_sharing_backend's view with received_ttl=0: tests change shares between two calls
+    and must see the change at once."""
+    backend = make_sharing_backend(kind, where)
+    assert isinstance(backend, SharingBackend)
+    try:
+        yield SharingBackend(backend.inner, received_ttl=0)
+    finally:
+        close_sharing_backend(backend)
 
 
 @dataclasses.dataclass

@@ -17,6 +17,7 @@ from urllib.parse import unquote
 
 import httpx
 
+from bridge import metrics
 from bridge.store import BridgeStore
 from newstack.app import NewstackApp, ServerInfo
 from newstack.server import free_port
@@ -141,3 +142,14 @@ def listing(base: str, uid: str) -> set[str]:
         if path.rstrip("/") != root.rstrip("/"):
             names.add(path.removeprefix(root).strip("/"))
     return names
+
+
+def requests_by_stack() -> dict[str, float]:
+    """This process's proxy request counter, summed per stack."""
+    out: dict[str, float] = {}
+    for family in metrics.PROXY_REQUESTS.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                stack = sample.labels["stack"]
+                out[stack] = out.get(stack, 0.0) + sample.value
+    return out

@@ -10,10 +10,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from bridge import metrics
 from tests.clients.conftest import NewstackServer
 from tests.clients.test_litmus import EXPECTED_FAILURES, SUITES, parse_litmus, run_litmus
 from tests.clients.test_sync_clients import local_state, make_tree, owncloudcmd
+from tests.proxy.harness import requests_by_stack
 from tests.proxy.test_forward import USERS, Env, dav, where
 
 SIDES = [("alice", "legacy"), ("bob", "new")]
@@ -48,17 +48,6 @@ def test_owncloudcmd_syncs_through_the_proxy(env: Env, tmp_path: Path, uid: str,
     other = env.new if stack == "legacy" else env.legacy
     with httpx.Client(base_url=other, auth=(uid, USERS[uid]), timeout=30) as direct:
         assert direct.get(dav(uid, "big.bin")).status_code == 404
-
-
-def requests_by_stack() -> dict[str, float]:
-    """This process's proxy request counter, summed per stack."""
-    out: dict[str, float] = {}
-    for family in metrics.PROXY_REQUESTS.collect():
-        for sample in family.samples:
-            if sample.name.endswith("_total"):
-                stack = sample.labels["stack"]
-                out[stack] = out.get(stack, 0.0) + sample.value
-    return out
 
 
 @pytest.mark.slow

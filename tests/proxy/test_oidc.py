@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from bridge import metrics
 from bridge.config import LegacySettings, NewstackSettings, ProxySettings, Settings
 from bridge.store import BridgeStore
 from proxy.identify import Bearer, Claims, Lookups, identify
@@ -29,7 +28,7 @@ from proxy.oidc import (
     parse_jwks,
     verify,
 )
-from tests.proxy.harness import USERS, backends, dav
+from tests.proxy.harness import USERS, backends, dav, requests_by_stack
 from tests.proxy.test_forward import running_proxy
 
 ISSUER = "https://id.example.org/realms/cloud"
@@ -203,16 +202,6 @@ def test_verifier_caches_and_reloads_keys(tmp_path: Path) -> None:
         jwks.write_text(bad)
         with pytest.raises(ValueError):
             load_jwks(str(jwks))
-
-
-def requests_by_stack() -> dict[str, float]:
-    out: dict[str, float] = {}
-    for family in metrics.PROXY_REQUESTS.collect():
-        for sample in family.samples:
-            if sample.name.endswith("_total"):
-                stack = sample.labels["stack"]
-                out[stack] = out.get(stack, 0.0) + sample.value
-    return out
 
 
 def test_the_proxy_routes_a_verified_jwt_and_ignores_an_unverified_one(tmp_path: Path) -> None:

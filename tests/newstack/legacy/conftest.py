@@ -8,20 +8,14 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from fixtures.profiles import get_profile
-from tests.newstack.legacy.instances import DATABASES, Instance, built_instance
+from tests.newstack.legacy.instances import DATABASES, Instance, small_instance
 
 
 @pytest.fixture(scope="module", params=DATABASES)
 def instance(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[Instance]:
-    with built_instance(request.param, tmp_path_factory.mktemp("oc10"),
-                        get_profile("small")) as manifest:
-        inst = Instance(manifest)
-        try:
-            yield inst
-        finally:
-            inst.engine.dispose()
+    with small_instance(request.param, tmp_path_factory.mktemp("oc10")) as inst:
+        yield inst
 
 
 @pytest.fixture

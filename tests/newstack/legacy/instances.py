@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from bridge.oc10.schema import OC10Tables, oc10_tables
 from fixtures.builder import build_instance
 from fixtures.manifest import Manifest
-from fixtures.profiles import Profile
+from fixtures.profiles import Profile, get_profile
 
 #: module fixtures parametrized with these run on every database ownCloud 10 ran on
 DATABASES = [
@@ -48,3 +48,14 @@ def built_instance(kind: dbharness.Kind, where: Path, profile: Profile,
     finally:
         if url is not None:
             dbharness.drop_database(url)
+
+
+@contextmanager
+def small_instance(kind: dbharness.Kind, where: Path) -> Iterator[Instance]:
+    """The "small" profile's instance on `kind`, for a module-scoped fixture."""
+    with built_instance(kind, where, get_profile("small")) as manifest:
+        inst = Instance(manifest)
+        try:
+            yield inst
+        finally:
+            inst.engine.dispose()

@@ -23,23 +23,18 @@ from newstack.native import NativeBackend
 from newstack.sharing.model import TYPE_GROUP, TYPE_LINK, TYPE_USER, NewShare, Share
 from newstack.sharing.view import SharingBackend
 from tests.newstack.backends import BACKENDS
-from tests.newstack.sharing_stack import make_sharing_backend, sharing_server
+from tests.newstack.sharing_stack import (
+    close_sharing_backend,
+    make_sharing_backend,
+    sharing_server,
+    uncached_view,
+)
 
 
 @pytest.fixture(params=BACKENDS)
 def view(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SharingBackend]:
-    backend = make_sharing_backend(request.param, tmp_path)
-    assert isinstance(backend, SharingBackend)
-    yield SharingBackend(backend.inner, received_ttl=0)
-    _close(backend)
-
-
-def _close(backend: SharingBackend) -> None:
-    inner = backend.inner
-    if isinstance(inner, NativeBackend):
-        inner.store.engine.dispose()
-    elif isinstance(inner, Oc10Backend):
-        inner.close()
+    with uncached_view(request.param, tmp_path) as view:
+        yield view
 
 
 def _share(view: SharingBackend, kind: int, path: str, share_with: str, permissions: int,
@@ -279,7 +274,7 @@ def test_deleting_a_native_user_deletes_their_shares(tmp_path: Path) -> None:
         backend.inner.delete_user("bob")
         assert backend.shares.get(share.id) is None
     finally:
-        _close(backend)
+        close_sharing_backend(backend)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ import sqlalchemy as sa
 
 from bridge.oc10.configphp import OC10Config
 from bridge.oc10.passwords import verify_password
-from fixtures.profiles import get_profile
 from newstack.legacy import annotations as oc10_annotations
 from newstack.legacy.backend import Oc10Backend
 from newstack.legacy.instance import open_instance
@@ -25,7 +24,7 @@ from newstack.sharing.model import TYPE_GROUP, TYPE_LINK, TYPE_USERGROUP
 from newstack.sharing.native_store import NativeShareStore
 from newstack.sharing.sqlstore import share_of
 from newstack.sharing.view import SharingBackend
-from tests.newstack.legacy.instances import Instance, built_instance
+from tests.newstack.legacy.instances import Instance, small_instance
 
 TODAY = dt.date(2026, 11, 25)
 
@@ -36,13 +35,8 @@ TODAY = dt.date(2026, 11, 25)
 ])
 def instance(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[Instance]:
-    with built_instance(request.param, tmp_path_factory.mktemp("oc10"),
-                        get_profile("small")) as manifest:
-        inst = Instance(manifest)
-        try:
-            yield inst
-        finally:
-            inst.engine.dispose()
+    with small_instance(request.param, tmp_path_factory.mktemp("oc10")) as inst:
+        yield inst
 
 
 def _groups(inst: Instance) -> dict[str, list[str]]:

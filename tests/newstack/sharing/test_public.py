@@ -12,8 +12,6 @@ import pytest
 
 from bridge.oc10.passwords import hash_legacy_bcrypt, hash_legacy_sha1, hash_password
 from newstack.backend import FilesBackend, ForbiddenError, NotFoundError
-from newstack.legacy.backend import Oc10Backend
-from newstack.native import NativeBackend
 from newstack.sharing.model import TYPE_LINK, NewShare, Share
 from newstack.sharing.public import (
     LinkNotFoundError,
@@ -23,7 +21,7 @@ from newstack.sharing.public import (
 )
 from newstack.sharing.view import SharingBackend
 from tests.newstack.backends import BACKENDS
-from tests.newstack.sharing_stack import make_sharing_backend
+from tests.newstack.sharing_stack import close_sharing_backend, make_sharing_backend
 
 
 @pytest.fixture(params=BACKENDS)
@@ -31,10 +29,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SharingB
     made = make_sharing_backend(request.param, tmp_path)
     assert isinstance(made, SharingBackend)
     yield made
-    if isinstance(made.inner, NativeBackend):
-        made.inner.store.engine.dispose()
-    elif isinstance(made.inner, Oc10Backend):
-        made.inner.close()
+    close_sharing_backend(made)
 
 
 def _link(backend: FilesBackend, path: str, permissions: int,

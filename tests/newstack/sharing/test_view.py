@@ -16,8 +16,6 @@ import pytest
 
 from bridge.oc10.formats import dav_permissions
 from newstack.backend import AlreadyExistsError, ForbiddenError, Node, NotFoundError
-from newstack.legacy.backend import Oc10Backend
-from newstack.native import NativeBackend
 from newstack.sharing.model import (
     STATE_ACCEPTED,
     STATE_PENDING,
@@ -40,7 +38,11 @@ from newstack.sharing.view import (
     root_permissions,
 )
 from tests.newstack.backends import BACKENDS
-from tests.newstack.sharing_stack import SharingServer, make_sharing_backend, sharing_server
+from tests.newstack.sharing_stack import (
+    SharingServer,
+    sharing_server,
+    uncached_view,
+)
 
 TODAY = dt.date(2026, 11, 25)
 
@@ -141,14 +143,8 @@ def test_shares_of_one_node_make_one_mount_with_their_permissions_together() -> 
 
 @pytest.fixture(params=BACKENDS)
 def view(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SharingBackend]:
-    backend = make_sharing_backend(request.param, tmp_path)
-    assert isinstance(backend, SharingBackend)
-    yield SharingBackend(backend.inner, received_ttl=0)
-    inner = backend.inner
-    if isinstance(inner, NativeBackend):
-        inner.store.engine.dispose()
-    elif isinstance(inner, Oc10Backend):
-        inner.close()
+    with uncached_view(request.param, tmp_path) as view:
+        yield view
 
 
 def _share(view: SharingBackend, kind: int, path: str, share_with: str | None,
