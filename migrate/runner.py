@@ -589,7 +589,10 @@ class UserMigration:
             for row in conn.execute(sa.select(cm).where(cm.c.object_type == "files")):
                 fileid = int(row.object_id)
                 if fileid in known:
-                    comments.append(dict(fileid=fileid, actor=row.actor_id,
+                    # oC10's id kept: replies point at it (parent_id), and a catch-up pass
+                    # that replaces the rows must not renumber them (the new stack creates
+                    # no comments of its own, so no id can be taken twice)
+                    comments.append(dict(id=int(row.id), fileid=fileid, actor=row.actor_id,
                                          message=row.message or "",
                                          created=_unix(row.creation_timestamp),
                                          parent_id=int(row.parent_id or 0)))

@@ -83,16 +83,12 @@ def change_on_legacy(old: Oc10Backend, count: int) -> None:
 
 
 def dump(stack: Newstack, where: Path) -> dict[str, list[str]]:
+    # comments with their ids: they keep oC10's, whatever passes replaced them
     tables = [schema.nodes, schema.versions, schema.trash, schema.favorites, schema.tags,
-              schema.dead_props, schema.shares]
+              schema.dead_props, schema.shares, schema.comments]
     with stack.store.read() as conn:
         found = {t.name: sorted(repr(tuple(r)) for r in conn.execute(sa.select(t)))
                  for t in tables}
-        # comment ids come from the database's sequence, which PostgreSQL never reuses: every
-        # pass re-inserts the comments (see the report), so they are compared without them
-        c = schema.comments
-        found["comments"] = sorted(repr(tuple(r)) for r in conn.execute(
-            sa.select(*(col for col in c.c if col.name != "id"))))
     found["blobs"] = sorted(p.name for p in (where / "blobs").rglob("*-*")
                             if p.is_file())
     return found
