@@ -195,6 +195,13 @@ class Cutover:
         state = self.store.lifecycle(uid)
         plan = resume_plan(state, None if route is None else route.stack)
         if plan == "already-new":
+            # blobs a job killed right after the flip left listed go now
+            try:
+                with _Sides(self.settings) as sides:
+                    _delete_stale_blobs(sides, uid, None, None)
+            except Exception as exc:  # noqa: BLE001 - e.g. ownCloud 10 already retired
+                log.warning("%s: the blobs a killed cutover left were not deleted: %s", uid,
+                            _reason(exc))
             raise CutoverError(f"{uid} is already on the new stack")
         if plan == "busy":
             raise CutoverError(f"{uid} is in state {state!r} on the new stack (a rollback is "
@@ -255,24 +262,27 @@ class Cutover:
                 results[uid].proxies = proxies
                 results[uid].steps["freeze_ack"] = time.monotonic() - frozen_at[0]
                 self._finish(uid, sides, results[uid], options, scoped[uid])
-        flips = []
-        for uid in uids:
-            self._current = uid
-            flips.append(self._move(uid, "new", "gate passed: routed to the new stack").epoch)
-            results[uid].state, results[uid].ok = "new", True
-        self._current = None
-        flipped = time.monotonic()
-        try:
-            self._wait_acks(max((e for e in flips if e is not None), default=None), "flip")
-        except CutoverError as exc:
-            # the flips are committed; proxies that have not applied them still refuse the
-            # users' writes (frozen), so nothing goes wrong, it only takes longer
-            for result in results.values():
-                result.reason = str(exc)
-        else:
-            for result in results.values():
-                result.steps["flip_ack"] = time.monotonic() - flipped
-                result.freeze_seconds = time.monotonic() - frozen_at[0]
+            flips = []
+            for uid in uids:
+                self._current = uid
+                flips.append(self._move(uid, "new", "gate passed: routed to the new stack")
+                             .epoch)
+                results[uid].state, results[uid].ok = "new", True
+            self._current = None
+            flipped = time.monotonic()
+            try:
+                self._wait_acks(max((e for e in flips if e is not None), default=None), "flip")
+            except CutoverError as exc:
+                # the flips are committed; proxies that have not applied them still refuse the
+                # users' writes (frozen), so nothing goes wrong, it only takes longer
+                for result in results.values():
+                    result.reason = str(exc)
+            else:
+                for result in results.values():
+                    result.steps["flip_ack"] = time.monotonic() - flipped
+                    result.freeze_seconds = time.monotonic() - frozen_at[0]
+            for uid in uids:
+                _delete_stale_blobs(sides, uid, options, results[uid])
 
     def _copy_and_catch_up(self, uid: str, sides: _Sides, result: CutoverResult,
                            options: Any) -> None:
@@ -300,10 +310,10 @@ class Cutover:
         on what changed (or the full one)."""
         from migrate.delta import DeltaPass
 
-        scope = changed_scope(sides.legacy_backend(), sides.new.backend, uid) if scoped \
-            else None
+        scope = changed_scope(sides.source, sides.new.store, uid) if scoped else None
         result.final_delta = self._delta(DeltaPass(sides.source, sides.new.store,
-                                                   sides.new.driver, uid, options))
+                                                   sides.new.driver, uid, options),
+                                         defer_stale=True)
         self._move(uid, "verifying", "final delta done: the gate")
         began = time.monotonic()
         if scope is not None:
@@ -316,9 +326,9 @@ class Cutover:
                         frozen=self.settings.cutover.gate == "changes")
         result.steps["gate"] = time.monotonic() - began
 
-    def _delta(self, job: Any) -> PassSummary:
+    def _delta(self, job: Any, *, defer_stale: bool = False) -> PassSummary:
         started = time.monotonic()
-        report = job.delta()
+        report = job.delta(defer_stale=defer_stale)
         return PassSummary(report.rows_read, report.added, report.changed, report.moved,
                            report.deleted, time.monotonic() - started)
 
@@ -421,6 +431,23 @@ class Cutover:
         except Exception as exc:  # noqa: BLE001 - reported with the original failure
             result.reason += f"; and returning {uid} to ownCloud 10 failed: {_reason(exc)}"
             log.error("%s: %s", uid, result.reason)
+
+
+def _delete_stale_blobs(sides: _Sides, uid: str, options: Any,
+                        result: CutoverResult | None) -> None:
+    """After the flip: the blobs the final delta stopped using (listed in the transactions that
+    stopped using them, so a job killed before this leaves them for the next cutover of the
+    user). Not part of the freeze; a failure here is logged, the flip stands."""
+    from migrate.delta import DeltaPass
+
+    began = time.monotonic()
+    try:
+        DeltaPass(sides.source, sides.new.store, sides.new.driver, uid, options).delete_stale()
+    except Exception as exc:  # noqa: BLE001 - the user is on the new stack either way
+        log.warning("%s: deleting the blobs the final delta replaced failed (%s); the next "
+                    "`ocbridge cutover %s` deletes them", uid, _reason(exc), uid)
+    if result is not None:
+        result.steps["stale_blobs_after_flip"] = time.monotonic() - began
 
 
 def _reason(exc: BaseException) -> str:

@@ -5,10 +5,16 @@ not with the tree (docs/cutover.md)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
+
+from bridge.oc10.mimetypes import DIR_MIMETYPE
+from migrate.runner import FILES
+from migrate.source import LegacySource
 from migrate.verify import (
     CONTENT,
     FAVORITES,
@@ -20,7 +26,12 @@ from migrate.verify import (
     VerifyReport,
 )
 from newstack.backend import FilesBackend, Node
+from newstack.metadata import schema
+from newstack.metadata.schema import AREA_FILES
+from newstack.metadata.store import MetadataStore
 
+#: ids per IN (...): below every database's bound-parameter limit
+_CHUNK = 500
 #: Node fields that must be equal (the name is the key)
 NODE_FIELDS = ("fileid", "is_dir", "size", "mtime", "etag", "permissions", "mimetype",
                "checksum")
@@ -39,30 +50,112 @@ class ChangedScope:
     rows_read: int = 0
 
 
-def changed_scope(legacy: FilesBackend, new: FilesBackend, uid: str) -> ChangedScope:
-    """Before the final delta: walk both trees from the root, opening only folders whose etags
-    differ (ownCloud moves every ancestor's etag on a change; the new stack holds the etags it
-    copied), so the cost is that of the change."""
+@dataclass(frozen=True)
+class FolderState:
+    """A folder as one side holds it: what the scope is decided on."""
+
+    fileid: int
+    path: str
+    etag: str
+    size: int
+
+
+def scope_of(legacy_folders: Iterable[FolderState], new_folders: Iterable[FolderState]
+             ) -> tuple[list[str], list[str], list[int]]:
+    """Both sides' folders, each in fileid order → (folders whose listing is compared, folders
+    new to the new stack, compared with their whole subtree, the new stack's fileids of the
+    former). A folder whose path, etag or size
+    differs is in scope wherever it is in the tree (ownCloud moves every ancestor's etag on a
+    change, so these are the changed folders and their ancestors); only the differing folders
+    are held, so the memory follows the change, not the tree."""
+    theirs, ours = iter(legacy_folders), iter(new_folders)
+    odd_legacy: dict[str, FolderState] = {}
+    odd_new: dict[str, int] = {}
+    a, b = next(theirs, None), next(ours, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a.fileid < b.fileid):
+            assert a is not None
+            odd_legacy[a.path] = a
+            a = next(theirs, None)
+        elif a is None or b.fileid < a.fileid:
+            odd_new[b.path] = b.fileid
+            b = next(ours, None)
+        else:
+            if (a.path, a.etag, a.size) != (b.path, b.etag, b.size):
+                odd_legacy[a.path] = a
+                odd_new[b.path] = b.fileid
+            a, b = next(theirs, None), next(ours, None)
+    folders: list[str] = []
+    new_subtrees: list[str] = []
+    whole: set[str] = set()
+    for path in sorted(odd_legacy):  # parents before children
+        if path in odd_new:  # no other path of the new stack can hold a folder there
+            folders.append(path)
+        elif not any(ancestor in whole for ancestor in _ancestors(path)):
+            whole.add(path)
+            new_subtrees.append(path)
+    return folders, new_subtrees, [odd_new[path] for path in folders]
+
+
+def _ancestors(path: str) -> Iterator[str]:
+    while path:
+        path = path.rpartition("/")[0]
+        yield path
+
+
+def changed_scope(source: LegacySource, store: MetadataStore, uid: str) -> ChangedScope:
+    """Before the final delta: the user's folders on both sides, streamed in fileid order and
+    merged (`scope_of`): a handful of queries whatever the tree, then the new stack's etags of
+    the changed folders' children, a chunk of folders per query."""
     scope = ChangedScope()
-    pending = [(legacy.stat(uid, ""), new.stat(uid, ""))]
-    while pending:
-        old, mine = pending.pop()
-        if (old.etag, old.size) == (mine.etag, mine.size):
-            continue
-        scope.folders.append(old.path)
-        theirs = legacy.children(uid, old.path)
-        ours = {n.name: n for n in new.children(uid, mine.path)}
-        scope.rows_read += len(theirs) + len(ours)
-        scope.etags_before.update((n.fileid, n.etag) for n in ours.values())
-        for child in theirs:
-            counterpart = ours.get(child.name)
-            if not child.is_dir:
-                continue
-            if counterpart is None or not counterpart.is_dir:
-                scope.new_subtrees.append(child.path)
-            else:
-                pending.append((child, counterpart))
+    storage = source.home_storage(uid)
+    if storage is None:
+        raise ValueError(f"{uid!r} has no home storage on ownCloud 10")
+    legacy = _legacy_folders(source, storage, scope)
+    new = _new_folders(store, uid, scope)
+    try:
+        scope.folders, scope.new_subtrees, ids = scope_of(legacy, new)
+    finally:
+        legacy.close()
+        new.close()
+    n = schema.nodes
+    with store.read() as conn:
+        for start in range(0, len(ids), _CHUNK):
+            for fileid, etag in conn.execute(sa.select(n.c.fileid, n.c.etag).where(
+                    n.c.parent.in_(ids[start:start + _CHUNK]))):
+                scope.etags_before[int(fileid)] = etag
+                scope.rows_read += 1
     return scope
+
+
+def _legacy_folders(source: LegacySource, storage: int, scope: ChangedScope
+                    ) -> Generator[FolderState]:
+    c = source.t.filecache.c
+    folder_ids = [i for i, name in source.mimetypes.names().items() if name == DIR_MIMETYPE]
+    with contextlib.closing(source.rows(storage, where=c.mimetype.in_(folder_ids))) as batches:
+        for batch in batches:
+            scope.rows_read += len(batch)
+            for row in batch:
+                if row.path == FILES:
+                    yield FolderState(row.fileid, "", row.etag, row.size)
+                elif row.path.startswith(FILES + "/"):
+                    yield FolderState(row.fileid, row.path[len(FILES) + 1:], row.etag, row.size)
+
+
+def _new_folders(store: MetadataStore, uid: str, scope: ChangedScope
+                 ) -> Generator[FolderState]:
+    n = schema.nodes
+    with store.read() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=1000).execute(
+            sa.select(n.c.fileid, n.c.path, n.c.etag, n.c.size).where(
+                n.c.owner == uid, n.c.area == AREA_FILES, n.c.is_dir.is_(True))
+            .order_by(n.c.fileid))
+        try:
+            for fileid, path, etag, size in result:
+                scope.rows_read += 1
+                yield FolderState(int(fileid), path, etag, int(size))
+        finally:
+            result.close()
 
 
 def compare_scope(legacy: FilesBackend, new: FilesBackend, uid: str, scope: ChangedScope,

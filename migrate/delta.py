@@ -98,11 +98,24 @@ def _version_rows(work: _VersionWork | None) -> list[SourceRow]:
 class DeltaPass(UserMigration):
     """One catch-up pass for one user whose bulk migration has finished."""
 
-    def delta(self) -> DeltaReport:
+    #: blobs stopped being used stay listed for `delete_stale` instead of going after each commit
+    _defer_stale = False
+
+    def delta(self, *, defer_stale: bool = False) -> DeltaReport:
+        """`defer_stale`: the blobs the pass stops using are only listed (in the transactions
+        that stop using them), for `delete_stale` to delete later, as a cutover does after the
+        flip so that their unlinks and fsyncs stay out of the freeze; nothing reads them once
+        those transactions commit, and the next pass's start deletes them too."""
+        self._defer_stale = defer_stale
         try:
             return self._delta()
         finally:
             self._shutdown_pool()
+
+    def delete_stale(self) -> None:
+        """Deletes the blobs listed as no longer used (by a deferring or a killed pass)."""
+        self._defer_stale = False
+        self._delete_stale()
 
     def _delta(self) -> DeltaReport:
         report = DeltaReport(self.uid, migration=self.report)
@@ -353,6 +366,8 @@ class DeltaPass(UserMigration):
                                           detail=listed, updated=int(time.time())))
 
     def _delete_stale(self) -> None:
+        if self._defer_stale:
+            return
         cp = schema.migration_checkpoints
         with self.store.read() as conn:
             held = conn.execute(sa.select(cp.c.detail).where(

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from bridge.cli import main
 from bridge.config import CutoverSettings, LegacySettings, NewstackSettings, Settings
 from bridge.cutover import Cutover, gate_verdict, resume_plan, should_freeze
+from bridge.gate import FolderState, scope_of
 from bridge.store import BridgeStore
 from fixtures.builder import build_instance
 from fixtures.manifest import Manifest
@@ -69,6 +70,36 @@ def test_gate_verdict(fields: dict[str, int], errors: list[str], ignore: tuple[s
     ok, found, tolerated = gate_verdict(fields, errors, ignore)
     assert (ok, found) == (passed, counted)
     assert set(found) | set(tolerated) == set(fields)
+
+
+def _folders(*spec: tuple[int, str, str]) -> list[FolderState]:
+    return [FolderState(fileid, path, etag, 0) for fileid, path, etag in spec]
+
+
+@pytest.mark.parametrize(("legacy", "new", "folders", "new_subtrees", "ids"), [
+    # nothing changed
+    ([(1, "", "r"), (2, "a", "a")], [(1, "", "r"), (2, "a", "a")], [], [], []),
+    # a change in a: a and the root
+    ([(1, "", "r2"), (2, "a", "a2"), (3, "b", "b")], [(1, "", "r"), (2, "a", "a"),
+                                                      (3, "b", "b")], ["", "a"], [], [1, 2]),
+    # a folder made on ownCloud, with one below it: only the top one is a new subtree
+    ([(1, "", "r2"), (4, "c", "c"), (5, "c/d", "d")], [(1, "", "r")], [""], ["c"], [1]),
+    # moved on ownCloud (same fileid, other path): compared whole where it is now
+    ([(1, "", "r2"), (2, "x/a", "a"), (6, "x", "x2")], [(1, "", "r"), (2, "a", "a"),
+                                                        (6, "x", "x")], ["", "x"], ["x/a"],
+     [1, 6]),
+    # gone from ownCloud: its parent's listing shows it
+    ([(1, "", "r2")], [(1, "", "r"), (2, "a", "a")], [""], [], [1]),
+    # deleted and made again under the same name (another fileid): compared as a listing
+    ([(1, "", "r2"), (7, "a", "a2")], [(1, "", "r"), (2, "a", "a")], ["", "a"], [], [1, 2]),
+    # a changed etag deep below an unchanged parent (never made by oC10): still compared
+    ([(1, "", "r"), (2, "a", "a"), (3, "a/b", "b2")], [(1, "", "r"), (2, "a", "a"),
+                                                       (3, "a/b", "b")], ["a/b"], [], [3]),
+])
+def test_the_scope_from_both_sides_folders(legacy: list[Any], new: list[Any],
+                                           folders: list[str], new_subtrees: list[str],
+                                           ids: list[int]) -> None:
+    assert scope_of(_folders(*legacy), _folders(*new)) == (folders, new_subtrees, ids)
 
 
 @pytest.mark.parametrize(("state", "stack", "plan"), [
@@ -440,7 +471,7 @@ def test_the_scope_is_the_changed_folders_only(world: World) -> None:
     _write_legacy(world, UID, target, b"changed on ownCloud\n")
     legacy = Oc10Backend(open_instance(Path(world.manifest.config_php)))
     try:
-        scope = changed_scope(legacy, stack.backend, UID)
+        scope = changed_scope(LegacySource(legacy.instance), stack.store, UID)
         parts = target.split("/")
         assert scope.folders == ["/".join(parts[:i]) for i in range(len(parts))]
         assert scope.new_subtrees == []
