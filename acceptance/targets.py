@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -302,7 +303,7 @@ class NativeStack:
             self.app = None
 
 
-class Target:
+class Target(ABC):
     """What steps talk to: a base URL, the admin's login, and provisioning on every stack a
     user can live on."""
 
@@ -310,14 +311,17 @@ class Target:
     url: str
     admin_password: str
 
+    @abstractmethod
     def begin(self, case_index: int, keep_together: bool) -> None:
-        raise NotImplementedError
+        """Fresh server state for the next case; users of a sharing case on one stack."""
 
+    @abstractmethod
     def stacks_for(self, uid: str) -> Iterable[Stack]:
-        raise NotImplementedError
+        """The stacks on which user `uid` must exist."""
 
+    @abstractmethod
     def all_stacks(self) -> Iterable[Stack]:
-        raise NotImplementedError
+        """Every stack behind this target."""
 
     def add_user(self, uid: str, password: str, display_name: str, email: str) -> None:
         for stack in self.stacks_for(uid):
@@ -347,8 +351,9 @@ class Target:
             if stack.app is not None:
                 _apply_settings(stack.app, settings)
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Stop this target's servers and remove its scratch data."""
 
 
 class SingleTarget(Target):
