@@ -9,6 +9,8 @@ Cases (one generated ownCloud 10 instance each, one user):
   big:   --big-count files of --big-mib MiB of random bytes (not sparse) with their oc_filecache
          rows.
 Contenders, one after the other on the same data, interleaved over repetitions:
+  ocbridge-meta (the same job with the blobs left out: what the metadata alone costs; the
+  baseline of "a link costs metadata time only"),
   ocbridge-auto (`ocbridge migrate run --link-mode auto`: hardlinks on one filesystem),
   ocbridge-copy, ocbridge-s3 (Ceph RGW), rclone (`rclone copy --transfers 8` local→local),
   rclone-s3 (local→RGW), cp (`cp -a`).
@@ -56,6 +58,7 @@ from bench.common import (
     tool_version,
     write_json,
 )
+from newstack.metadata.engine import SQLITE_CACHE_KIB
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -65,9 +68,11 @@ SEED = 5
 DEFAULT_DB = "mysql+pymysql://root@127.0.0.1:3306/"
 #: the full big case needs the source, one destination at a time and slack
 BIG_FREE_FACTOR = 4
-#: "memory flat in the number of files": RSS may grow by at most this much over the last 75 %
-#: of a run (files are migrated at a steady rate, so that is the last 75 % of the files)
-FLAT_GROWTH_MIB = 32
+#: "memory flat in the number of files" compares two sizes in one run: the `small` case and
+#: `small-flat` with a tenth of its files. RSS growth over the last 75 % of the big run may
+#: exceed the small run's by the bound of SQLite's page cache (it fills with the pages of the
+#: metadata database, whose size follows the files, up to that bound) plus this margin
+FLAT_MARGIN_MIB = 8
 #: the 1 GB case with hardlinks "costs metadata time only": it may read at most this share of
 #: the bytes (rchar) ...
 LINK_READ_SHARE = 0.01
@@ -127,7 +132,7 @@ def drop_database(url: str) -> None:
         engine.dispose()
 
 
-def build_small(work: Path, url: str, files: int) -> Case:
+def build_small(work: Path, url: str, files: int, name: str = "small") -> Case:
     """One user with `files` small files: the medium profile without its large (sparse) files,
     versions or trash, so rclone and cp (which copy files/) move what ocbridge moves."""
     from fixtures.builder import build_instance
@@ -136,9 +141,9 @@ def build_small(work: Path, url: str, files: int) -> Case:
     profile = dataclasses.replace(get_profile("medium", users=1, files_per_user=files),
                                   large_every=0, version_ratio=0.0, trash_items=0)
     started = time.perf_counter()
-    manifest, _stats = build_instance(work / "instance-small", url, profile, SEED)
+    manifest, _stats = build_instance(work / f"instance-{name}", url, profile, SEED)
     uid = manifest.users[0]["uid"]
-    case = Case("small", f"1 user, {files:,} small files", work / "instance-small",
+    case = Case(name, f"1 user, {files:,} small files", work / f"instance-{name}",
                 Path(manifest.config_php), "" if url == "sqlite" else url, uid,
                 Path(manifest.data_dir) / uid / "files")
     case.build_seconds = time.perf_counter() - started
@@ -340,6 +345,7 @@ class Contender:
 
 
 CONTENDERS = [
+    Contender("ocbridge-meta", "ocbridge-meta", "posix", "none"),
     Contender("ocbridge-auto", "ocbridge", "posix", "auto"),
     Contender("ocbridge-copy", "ocbridge", "posix", "copy"),
     Contender("rclone", "rclone", "posix"),
@@ -348,6 +354,9 @@ CONTENDERS = [
     Contender("rclone-s3", "rclone", "s3"),
 ]
 DESCRIPTIONS = {
+    "ocbridge-meta": "python -m bench.migrate --metadata-only-child: the ocbridge-auto job "
+                     "(same rows, records, inserts, checkpoints) with no file opened, linked "
+                     "or copied",
     "ocbridge-auto": "ocbridge migrate run --link-mode auto --workers W (POSIX driver, same "
                      "filesystem: reflink, else hardlink)",
     "ocbridge-copy": "ocbridge migrate run --link-mode copy --workers W (POSIX driver)",
@@ -433,6 +442,11 @@ def run_contender(contender: Contender, case: Case, work: Path, args: argparse.N
                 "--user", case.uid, "--workers", str(args.workers), "--json", str(report_path)]
         if s3 is None:
             argv += ["--link-mode", contender.link_mode]
+    elif contender.tool == "ocbridge-meta":
+        conf = ocbridge_config(dest / "ocbridge.toml", case, dest / "newstack", None)
+        argv = [sys.executable, "-m", "bench.migrate", "--metadata-only-child", str(conf),
+                case.uid, str(report_path), "--workers", str(args.workers)]
+        env["PYTHONPATH"] = str(ROOT)
     elif contender.tool == "rclone":
         target = str(dest / "files") if s3 is None else f":s3:{s3.bucket}/{case.uid}"
         argv = ["rclone", "copy", "--transfers", "8", "--config", str(rclone_conf),
@@ -463,7 +477,7 @@ def run_contender(contender: Contender, case: Case, work: Path, args: argparse.N
     }
     # check the result (not timed)
     work_start = 0.0  # when the copying starts: after the interpreter's imports for ocbridge
-    if contender.tool == "ocbridge":
+    if contender.tool in ("ocbridge", "ocbridge-meta"):
         reports = json.loads(report_path.read_text())
         report = reports[0]
         work_start = max(0.0, m.wall_s - report["seconds"])
@@ -490,6 +504,44 @@ def run_contender(contender: Contender, case: Case, work: Path, args: argparse.N
     record["rss_at_25pct_mib"] = mib(base)
     record["rss_growth_after_25pct_mib"] = mib(growth)
     return record
+
+
+def metadata_only_child(argv: Sequence[str]) -> int:
+    """The ocbridge-meta contender (a child process): `ocbridge migrate run` for one user with
+    every blob left out: rows are read, placed, recorded with the row's size and inserted
+    with their checkpoints, and no file is opened, linked or copied. Its in-library time is
+    what the metadata alone costs; a link run's time beyond it is the links' own cost.
+    Arguments: CONFIG UID REPORT_JSON [--workers W]."""
+    parser = argparse.ArgumentParser(prog="bench.migrate --metadata-only-child")
+    parser.add_argument("config", type=Path)
+    parser.add_argument("uid")
+    parser.add_argument("report", type=Path)
+    parser.add_argument("--workers", type=int, default=8)
+    args = parser.parse_args(argv)
+    from migrate.cli import legacy_settings, open_legacy
+    from migrate.runner import _NO_SYNC, BatchSync, MigrationOptions, UserMigration, blob_id_for
+    from migrate.source import LegacySource, SourceRow
+    from newstack.service import open_newstack
+    from newstack.storage.base import BlobInfo
+
+    class MetadataOnly(UserMigration):
+        def _import_blobs_unsynced(self, rows: Sequence[SourceRow]
+                                   ) -> tuple[dict[int, tuple[str, BlobInfo]], BatchSync]:
+            return {r.fileid: (blob_id_for(r.fileid, r.etag), BlobInfo(r.size))
+                    for r in rows if not r.encrypted}, _NO_SYNC
+
+    settings = legacy_settings(args.config, None)
+    instance = open_legacy(settings)
+    try:
+        stack = open_newstack(settings)
+        source = LegacySource(instance)
+        report = MetadataOnly(source, stack.store, stack.driver, args.uid,
+                              MigrationOptions(workers=args.workers)).run()
+        stack.close()
+    finally:
+        instance.close()
+    args.report.write_text(json.dumps([json.loads(report.to_json())]) + "\n")
+    return 0
 
 
 @contextlib.contextmanager
@@ -588,6 +640,27 @@ def summarize(results: Results) -> None:
                                ("ocbridge-auto", "cp"), ("ocbridge-copy", "cp"),
                                ("ocbridge-s3", "rclone-s3"))
         }
+        entry["link_cost"] = link_cost(cs)
+
+
+def link_cost(cs: dict[str, Any]) -> dict[str, float | None]:
+    """What linking and copying add to the metadata-only job (in-library seconds, so process
+    start-up and imports, which are alike for all three, do not count)."""
+    def lib(name: str) -> float | None:
+        v = cs.get(name, {}).get("library_seconds")
+        return float(v) if v is not None else None
+
+    meta, auto, copy = lib("ocbridge-meta"), lib("ocbridge-auto"), lib("ocbridge-copy")
+    link_own = None if meta is None or auto is None else auto - meta
+    copy_own = None if meta is None or copy is None else copy - meta
+    # the interpreter reads its modules (~16 MB): what a link run reads beyond that
+    meta_read, auto_read = (cs.get(n, {}).get("read_share") for n in ("ocbridge-meta",
+                                                                      "ocbridge-auto"))
+    return {"metadata_only_s": meta, "auto_s": auto, "copy_s": copy,
+            "link_own_s": rnd(link_own, 3), "copy_own_s": rnd(copy_own, 3),
+            "link_own_share_of_copy_own": ratio(link_own, copy_own),
+            "link_read_share_beyond_meta": None if meta_read is None or auto_read is None
+            else rnd(max(0.0, auto_read - meta_read), 4)}
 
 
 def targets_met(results: Results) -> list[dict[str, Any]]:
@@ -614,10 +687,14 @@ def targets_met(results: Results) -> list[dict[str, Any]]:
         add(f">= {FILES_PER_S_TARGET:,} files/s on small files ({ours})", "small",
             f"{ours} files/s >= {FILES_PER_S_TARGET}", value("small", ours, "files_s"),
             FILES_PER_S_TARGET)
+    cache_mib = SQLITE_CACHE_KIB / 1024
     for ours in ("ocbridge-auto", "ocbridge-copy", "ocbridge-s3"):
+        tenth = value("small-flat", ours, "rss_growth_after_25pct_mib")
         add(f"memory flat in the number of files ({ours})", "small",
-            f"peak RSS - RSS at 25 % of the run <= {FLAT_GROWTH_MIB} MiB",
-            value("small", ours, "rss_growth_after_25pct_mib"), FLAT_GROWTH_MIB,
+            "RSS growth (peak - RSS at 25 % of the run) <= small-flat's + SQLite page cache "
+            f"bound {cache_mib:.0f} MiB + {FLAT_MARGIN_MIB} MiB",
+            value("small", ours, "rss_growth_after_25pct_mib"),
+            None if tenth is None else tenth + cache_mib + FLAT_MARGIN_MIB,
             higher_is_better=False)
     add("same-filesystem link costs metadata time only: bytes read", "big",
         f"ocbridge-auto reads <= {LINK_READ_SHARE:.0%} of the bytes (rchar)",
@@ -627,6 +704,15 @@ def targets_met(results: Results) -> list[dict[str, Any]]:
     add("same-filesystem link costs metadata time only: time", "big",
         f"ocbridge-auto seconds <= {LINK_TIME_SHARE:.0%} of ocbridge-copy's", auto,
         None if copy is None else LINK_TIME_SHARE * copy, higher_is_better=False)
+    cost = results.cases.get("big", {}).get("link_cost", {})
+    link_own, copy_own = cost.get("link_own_s"), cost.get("copy_own_s")
+    add("same-filesystem link costs metadata time only: bytes read beyond metadata-only",
+        "big", f"ocbridge-auto rchar - ocbridge-meta rchar <= {LINK_READ_SHARE:.0%} of the bytes",
+        cost.get("link_read_share_beyond_meta"), LINK_READ_SHARE, higher_is_better=False)
+    add("same-filesystem link costs metadata time only: link's own time", "big",
+        f"ocbridge-auto - ocbridge-meta (in library) <= {LINK_TIME_SHARE:.0%} of "
+        "ocbridge-copy - ocbridge-meta", link_own,
+        None if copy_own is None else LINK_TIME_SHARE * copy_own, higher_is_better=False)
     return out
 
 
@@ -647,6 +733,13 @@ def print_tables(results: Results, targets: list[dict[str, Any]]) -> None:
     ratios = [[case, key, v] for case, entry in results.cases.items()
               for key, v in entry.get("ratios", {}).items()]
     print(format_table(["case", "ratio (" + "files/s small, MB/s big" + ")", "value"], ratios))
+    print()
+    costs = [[case, *(entry["link_cost"].get(k) for k in (
+        "metadata_only_s", "auto_s", "copy_s", "link_own_s", "copy_own_s",
+        "link_own_share_of_copy_own", "link_read_share_beyond_meta"))]
+        for case, entry in results.cases.items() if entry.get("link_cost")]
+    print(format_table(["case", "metadata-only s", "auto s", "copy s", "link own s",
+                        "copy own s", "link/copy own", "link read x beyond meta"], costs))
     print()
     print(format_table(["target", "case", "value", "threshold", "met"],
                        [[t["target"], t["case"], t["value"], t["threshold"],
@@ -671,6 +764,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--contenders", default=",".join(c.name for c in CONTENDERS),
                         help="comma-separated subset of " + ", ".join(c.name for c in CONTENDERS))
     parser.add_argument("--no-s3", action="store_true", help="skip ocbridge-s3 and rclone-s3")
+    parser.add_argument("--flat-files", type=int,
+                        help="files of the small-flat case, which the memory check compares "
+                        "small with (default a tenth of --files; 0: no memory check)")
     parser.add_argument("--db", default=DEFAULT_DB,
                         help="where the ownCloud database is built: a server URL (MariaDB "
                              f"default {DEFAULT_DB}) or 'sqlite'")
@@ -697,10 +793,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.case_list = [c.strip() for c in args.cases.split(",") if c.strip()]
     if not set(args.case_list) <= {"small", "big"}:
         parser.error("--cases takes small, big")
+    args.flat_files = max(1, args.files // 10) if args.flat_files is None else args.flat_files
+    if "small" in args.case_list and args.flat_files:
+        args.case_list.insert(args.case_list.index("small"), "small-flat")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--metadata-only-child"]:
+        return metadata_only_child(argv[1:])
     args = parse_args(argv)
     for tool in ("rclone", "cp"):
         if shutil.which(tool) is None:
@@ -738,6 +840,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     databases.append(url)
                 try:
                     case = (build_small(work, url, args.files) if name == "small" else
+                            build_small(work, url, args.flat_files, name)
+                            if name == "small-flat" else
                             build_big(work, url, args.big_count, args.big_mib * MiB))
                 except Exception as exc:  # noqa: BLE001 - record, go on with the next case
                     results.fail(name, "*build*", exc)
@@ -745,7 +849,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     continue
                 log(f"built {case.title}: {case.files:,} files, {case.bytes / 1e6:,.1f} MB in "
                     f"{case.build_seconds:.1f} s (user {case.uid}, {case.src})")
-                measure_case(case, args.contender_list, work, args, results)
+                measure_case(case, args.contender_list if name != "small-flat" else
+                             [c for c in args.contender_list if c.tool == "ocbridge"],
+                             work, args, results)
                 if not args.keep:
                     shutil.rmtree(case.instance_dir, ignore_errors=True)
         except KeyboardInterrupt:

@@ -1,10 +1,15 @@
 """Benchmark: the routing proxy against direct access to the same backend, in the same run.
 
-    scripts/dev bench proxy [--quick] [--out bench/results/proxy.json] [--huge-gib 5] ...
+    scripts/dev bench proxy [--quick] [--out bench/results/proxy.json] [--huge-gib 5] [--pin] ...
 
 Both real backends (`ocbridge serve legacy` on an ownCloud 10 instance, `ocbridge serve newstack`)
 and `ocbridge proxy --workers 2` run on 127.0.0.1; alice lives on legacy, bob on new. Every cell is
 measured direct and through the proxy, interleaved; docs/benchmarks.md explains the rest.
+
+Topology: by default every process shares every CPU (the proxy's CPU comes out of what the
+backend and wrk have). `--pin` models production, where the proxy has cores of its own: the
+backends, wrk and curl run on one CPU set and the proxy on another, for the direct and the
+proxied cells alike.
 """
 
 from __future__ import annotations
@@ -90,6 +95,61 @@ HUGE: Final = "big/huge.bin"
 PATHS: Final = ("direct", "proxy")
 
 
+@dataclass(frozen=True)
+class Topology:
+    """Which CPUs the load side (backends, wrk, curl, this process) and the proxy run on."""
+
+    mode: str  # "shared" or "pinned"
+    load_cpus: tuple[int, ...]
+    proxy_cpus: tuple[int, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"mode": self.mode, "load_cpus": list(self.load_cpus),
+                "proxy_cpus": list(self.proxy_cpus)}
+
+
+def parse_cpus(text: str) -> tuple[int, ...]:
+    """`0-2,5` -> (0, 1, 2, 5)."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return tuple(sorted(cpus))
+
+
+def topology_for(pin: str | None, available: tuple[int, ...]) -> Topology:
+    """`pin`: None (shared), "auto" (the proxy gets the upper half of the CPUs, at least one,
+    the load side the rest) or "LOAD:PROXY" CPU lists, e.g. "0:1" or "0-3:4-5"."""
+    if pin is None:
+        return Topology("shared", available, available)
+    if pin == "auto":
+        if len(available) < 2:
+            raise ValueError(f"--pin needs at least 2 CPUs, this process may use {available}")
+        split = len(available) - max(1, len(available) // 2)
+        return Topology("pinned", available[:split], available[split:])
+    load_text, sep, proxy_text = pin.partition(":")
+    if not sep:
+        raise ValueError(f"--pin {pin!r}: expected auto or LOAD:PROXY CPU lists, e.g. 0:1")
+    load, proxy = parse_cpus(load_text), parse_cpus(proxy_text)
+    if set(load) & set(proxy):
+        raise ValueError(f"--pin {pin!r}: the two CPU sets overlap")
+    if not set(load + proxy) <= set(available):
+        raise ValueError(f"--pin {pin!r}: CPUs outside {available}")
+    return Topology("pinned", load, proxy)
+
+
+def allowed_cpus(pid: int) -> str:
+    """The CPUs a process may run on, as the kernel reports them (to check the pinning)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Cpus_allowed_list:"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def cpu_list(cpus: tuple[int, ...]) -> str:
+    return ",".join(str(c) for c in cpus)
+
+
 @dataclass
 class Stack:
     """One backend: its server process, its user, and its base URL."""
@@ -164,10 +224,13 @@ def proxy_env(work: Path, config_php: str, stacks: dict[str, Stack]) -> dict[str
     })
 
 
-def proxy_server(work: Path, env: dict[str, str], workers: int) -> Server:
+def proxy_server(work: Path, env: dict[str, str], workers: int, topology: Topology) -> Server:
     port = free_port()
     argv = [str(VENV_BIN / "ocbridge"), "proxy", "--listen", f"{LOOPBACK}:{port}",
             "--workers", str(workers)]
+    if topology.mode == "pinned":
+        # taskset execs the proxy in place (same pid); its workers inherit the CPU set
+        argv = ["taskset", "--cpu-list", cpu_list(topology.proxy_cpus), *argv]
     return Server("proxy", argv, f"http://{LOOPBACK}:{port}/status.php", work / "proxy.log",
                   env=env, cwd=work)
 
@@ -469,7 +532,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="2 s wrk cells, 2 repetitions, one 1 GiB transfer per cell, "
                              "no huge transfer")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/proxy.json")
+    parser.add_argument("--out", type=Path,
+                        help="default bench/results/proxy.json (proxy-pinned.json with --pin)")
     parser.add_argument("--reps", type=int, help="wrk repetitions per cell (default 3)")
     parser.add_argument("--seconds", type=float, help="seconds per wrk cell (default 6)")
     parser.add_argument("--big-reps", type=int, help="1 GiB transfers per cell (default 2)")
@@ -481,7 +545,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backend-workers", type=int, default=2)
     parser.add_argument("--backend-threads", type=int, default=2)
     parser.add_argument("--skip-big", action="store_true", help="only the wrk scenarios")
+    parser.add_argument("--pin", nargs="?", const="auto", metavar="LOAD:PROXY",
+                        help="the proxy on CPUs of its own, the backends, wrk and curl on the "
+                             "others, for direct and proxied cells alike (production's "
+                             "topology); bare --pin splits this process's CPUs in two, or give "
+                             "CPU lists, e.g. 0:1; default: every process on every CPU. "
+                             "Default --out: bench/results/proxy-pinned.json")
     args = parser.parse_args(argv)
+    try:
+        args.topology = topology_for(args.pin, tuple(sorted(os.sched_getaffinity(0))))
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.out is None:
+        name = "proxy-pinned.json" if args.topology.mode == "pinned" else "proxy.json"
+        args.out = ROOT / "bench/results" / name
     args.reps = args.reps or (2 if args.quick else 3)
     args.seconds = args.seconds or (2.0 if args.quick else 6.0)
     args.big_reps = args.big_reps or (1 if args.quick else 2)
@@ -507,8 +584,11 @@ def run(work: Path, args: argparse.Namespace, results: Results, meta: dict[str, 
     # bob is routed to the new stack before the proxy starts (it loads the view at start-up)
     run_checked([str(VENV_BIN / "ocbridge"), "route", "set", "bob", "new", "--wait", "0"],
                 env=env)
-    proxy = proxy_server(work, env, args.proxy_workers)
+    topology: Topology = args.topology
+    proxy = proxy_server(work, env, args.proxy_workers, topology)
     with started([legacy.server, new.server, proxy]):
+        meta["cpus_allowed"] = {server.name: allowed_cpus(server.pid)
+                                for server in (legacy.server, new.server, proxy)}
         for stack in stacks.values():
             started_at = time.perf_counter()
             upload(stack, big, marker_of(stack))
@@ -535,10 +615,16 @@ def run(work: Path, args: argparse.Namespace, results: Results, meta: dict[str, 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    for tool in ("wrk", "curl"):
-        if shutil.which(tool) is None:
-            log(f"{tool} is missing: apt-get install {tool}")
+    tools = {"wrk": "wrk", "curl": "curl", "taskset": "util-linux"}
+    for tool, package in tools.items():
+        if shutil.which(tool) is None and (tool != "taskset" or args.topology.mode == "pinned"):
+            log(f"{tool} is missing: apt-get install {package}")
             return 2
+    if args.topology.mode == "pinned":
+        # this process, and so the backends, wrk and curl it starts, on the load CPUs
+        os.sched_setaffinity(0, args.topology.load_cpus)
+        log(f"pinned: backends, wrk, curl on CPUs {cpu_list(args.topology.load_cpus)}; "
+            f"proxy on {cpu_list(args.topology.proxy_cpus)}")
     results = Results()
     meta: dict[str, Any] = {"loadavg_start": loadavg()}
     begun = time.perf_counter()
@@ -565,6 +651,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "proxy",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
+        "topology": args.topology.as_json(),
         "wall_seconds": round(time.perf_counter() - begun, 1),
         "machine": machine_info(),
         "versions": {"wrk": tool_version(["wrk", "-v"]),

@@ -752,10 +752,20 @@ def rollback_command(users: tuple[str, ...], config_file: Path | None, as_json: 
                     f"[green]{escape(uid)}: back on ownCloud 10[/] — {result.added} added, "
                     f"{result.changed} changed, {result.moved} moved, {result.deleted} deleted "
                     f"({len(result.new_ids)} new fileid(s)), {result.etags_set} etag(s) kept; "
-                    f"writes frozen {result.freeze_seconds or 0:.2f} s", highlight=False)
+                    f"trash: {result.restored} restored, {result.purged} purged, "
+                    f"{result.trash_added} added; {result.versions} version(s), "
+                    f"{result.annotations} annotation(s); writes frozen "
+                    f"{result.freeze_seconds or 0:.2f} s", highlight=False)
+                if result.tolerated:
+                    console.print("  tolerated (cutover.verify_ignore): " + ", ".join(
+                        f"{f}: {n}" for f, n in sorted(result.tolerated.items())),
+                        highlight=False)
             else:
                 console.print(f"[bold red]{escape(uid)}: still on the {result.state} stack[/] "
                               f"({escape(result.reason)})", highlight=False, soft_wrap=True)
+                if result.differences:
+                    console.print("  differences that remain can be tolerated by naming them "
+                                  "in cutover.verify_ignore", highlight=False)
     finally:
         store.close()
     _end_with_results(results, as_json)

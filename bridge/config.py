@@ -179,7 +179,8 @@ class ProxySettings:
     )
     oidc_uid_claim: str = _doc(
         "The claim holding the ownCloud user id, as the openidconnect app's search "
-        "attribute in userid mode.", default="preferred_username"
+        "attribute in userid mode; `email`: its email mode (the claim is an e-mail, resolved "
+        "to its one account as logins by e-mail are).", default="preferred_username"
     )
 
 

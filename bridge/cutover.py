@@ -22,6 +22,7 @@ from bridge.store import BridgeStore
 
 if TYPE_CHECKING:
     from migrate.source import LegacySource
+    from migrate.verify import Difference
     from newstack.legacy.instance import LegacyInstance
     from newstack.service import Newstack
 
@@ -36,6 +37,8 @@ ACTOR_DEFAULT: Final = "ocbridge cutover"
 #: full comparisons before the freeze, each followed by a catch-up pass if the user changed
 #: something meanwhile
 GATE_ATTEMPTS: Final = 3
+#: differences detailed per kind by the check after a rollback, beyond those its new ids explain
+CHECK_DETAILS: Final = 200
 
 
 class CutoverError(OcbridgeError):
@@ -110,6 +113,27 @@ def gate_verdict(fields: dict[str, int], errors: list[str], ignore: tuple[str, .
     counted = {f: n for f, n in fields.items() if f not in ignore}
     tolerated = {f: n for f, n in fields.items() if f in ignore}
     return not counted and not errors, counted, tolerated
+
+
+def unexplained(fields: dict[str, int], details: Sequence[Difference],
+                new_ids: Sequence[tuple[str, int, int]]) -> dict[str, int]:
+    """The differences of a check after a rollback less those its new ids explain: the fileid
+    of a node the new stack created (ownCloud gave it another), and the system-tag assignments
+    keyed by those fileids. `details` must hold every difference of those fields for them to
+    be explained (else they count)."""
+    pairs = {(old, new) for _, new, old in new_ids}
+    olds, news = {old for old, _ in pairs}, {new for _, new in pairs}
+    explained: dict[str, int] = {}
+    for d in details:
+        key = f"{d.kind} {d.field}"
+        if d.field == "fileid" and (d.legacy, d.new) in pairs:
+            explained[key] = explained.get(key, 0) + 1
+        elif (d.kind, d.field) == ("systemtags", "assignments"):
+            fileid = int(d.path.strip("()").split(",")[0])
+            if (d.new is None and fileid in olds) or (d.legacy is None and fileid in news):
+                explained[key] = explained.get(key, 0) + 1
+    left = {f: n - explained.get(f, 0) for f, n in fields.items()}
+    return {f: n for f, n in left.items() if n > 0}
 
 
 def resume_plan(state: str, stack: str | None) -> str:
@@ -290,7 +314,18 @@ class Cutover:
         from migrate.runner import UserMigration
 
         if self.store.lifecycle(uid) == "legacy":
+            from migrate.reverse import rebuild_pending
+
+            # left by a rollback whose job stopped after the flip back: the nodes ownCloud gave
+            # other ids leave the new stack's copy, for the catch-up passes to import again
+            rebuild_pending(sides.new.store, sides.new.driver, uid)
             self._move(uid, "copying", "bulk copy while the user works on ownCloud 10")
+        if self.store.lifecycle(uid) == "copying" and _copied_before(self.store, sides, uid):
+            # the bulk copy resumes after the last ownCloud fileid it imported, and rows made on
+            # ownCloud since (after a failed cutover or a rollback, or by the rollback itself)
+            # are in the copy already or for the catch-up passes: copying them would collide
+            self._move(uid, "catching_up", "copied by an earlier cutover: catch-up passes "
+                       "bring the copy up to date")
         if self.store.lifecycle(uid) == "copying":
             bulk = UserMigration(sides.source, sides.new.store, sides.new.driver, uid,
                                  options, progress=self._progress).run()
@@ -310,7 +345,9 @@ class Cutover:
         on what changed (or the full one)."""
         from migrate.delta import DeltaPass
 
+        began = time.monotonic()
         scope = changed_scope(sides.source, sides.new.store, uid) if scoped else None
+        result.steps["scope"] = time.monotonic() - began
         result.final_delta = self._delta(DeltaPass(sides.source, sides.new.store,
                                                    sides.new.driver, uid, options),
                                          defer_stale=True)
@@ -433,6 +470,16 @@ class Cutover:
             log.error("%s: %s", uid, result.reason)
 
 
+def _copied_before(store: BridgeStore, sides: _Sides, uid: str) -> bool:
+    """Whether an earlier cutover finished the user's bulk copy into this new stack."""
+    from newstack.metadata.schema import AREA_FILES
+
+    if not store.audit(uid, to_state="catching_up", limit=1):
+        return False
+    with sides.new.store.read() as conn:
+        return sides.new.store.node(conn, uid, AREA_FILES, "") is not None
+
+
 def _delete_stale_blobs(sides: _Sides, uid: str, options: Any,
                         result: CutoverResult | None) -> None:
     """After the flip: the blobs the final delta stopped using (listed in the transactions that
@@ -508,10 +555,21 @@ class RollbackResult:
     moved: int = 0
     deleted: int = 0
     etags_set: int = 0
+    #: trash items restored, purged and made, versions and annotations written on ownCloud
+    restored: int = 0
+    purged: int = 0
+    trash_added: int = 0
+    versions: int = 0
+    annotations: int = 0
     #: nodes created on the new stack: (path, new-stack fileid, the fileid ownCloud gave them)
     new_ids: list[tuple[str, int, int]] = field(default_factory=list)
-    #: what still differs afterwards, by field (fileids of the nodes above are expected)
+    #: what still differs afterwards, by field (fileids of the nodes above are expected); any
+    #: difference not in cutover.verify_ignore fails the rollback
     differences: dict[str, int] = field(default_factory=dict)
+    tolerated: dict[str, int] = field(default_factory=dict)
+    #: nodes taken out of the new stack's copy after the flip back, to be imported again with
+    #: ownCloud's ids by the next cutover (None: left to the next cutover, e.g. no ack)
+    rebuilt: int | None = None
     freeze_seconds: float | None = None
     seconds: float = 0.0
 
@@ -544,7 +602,7 @@ class Rollback(Cutover):
         return result
 
     def _roll_back(self, uid: str, result: RollbackResult, frozen_at: list[float]) -> None:
-        from migrate.reverse import ReverseDelta
+        from migrate.reverse import ReverseDelta, rebuild_pending, record_rebuild
         from migrate.verify import compare_backends
 
         state = self.store.lifecycle(uid)
@@ -573,24 +631,42 @@ class Rollback(Cutover):
         with _Sides(self.settings) as sides:
             legacy = sides.legacy_backend()
             sides.new.backend.set_identity(sides.new.store.settings())
-            report = ReverseDelta(sides.new.backend, legacy, uid).run()
-            result.added, result.changed = report.added, report.changed
-            result.moved, result.deleted = report.moved, report.deleted
-            result.etags_set, result.new_ids = report.etags_set, report.new_ids
+            reverse = ReverseDelta(sides.new.backend, legacy, uid)
+            report = reverse.run()
+            for name in ("added", "changed", "moved", "deleted", "etags_set", "restored",
+                         "purged", "trash_added", "versions", "annotations", "new_ids"):
+                setattr(result, name, getattr(report, name))
             check = compare_backends(legacy, sides.new.backend, uid,
-                                     content=self.settings.cutover.verify_content)
-            result.differences = dict(check.fields)
+                                     content=self.settings.cutover.verify_content,
+                                     max_details=CHECK_DETAILS + 4 * len(report.new_ids))
             if check.errors:
                 raise CutoverError("checking ownCloud 10 after the reverse delta failed: "
                                    + "; ".join(check.errors))
-        back = self._move(uid, "legacy", "reverse delta done: routed to ownCloud 10")
-        result.state, result.ok = "legacy", True
-        try:
-            self._wait_acks(back.epoch, "flip back")
-        except CutoverError as exc:
-            result.reason = str(exc)
-        else:
+            fields = unexplained(dict(check.fields), check.details, report.new_ids)
+            fields.update(reverse.annotation_differences())
+            passed, result.differences, result.tolerated = gate_verdict(
+                fields, [], self.settings.cutover.verify_ignore)
+            if not passed:
+                raise CutoverError("ownCloud 10 still differs from the new stack after the "
+                                   "reverse delta: " + ", ".join(
+                                       f"{f}: {n}" for f, n in sorted(result.differences.items())))
+            record_rebuild(sides.new.store, uid, report)
+            back = self._move(uid, "legacy", "reverse delta done: routed to ownCloud 10")
+            result.state, result.ok = "legacy", True
+            try:
+                self._wait_acks(back.epoch, "flip back")
+            except CutoverError as exc:
+                # a proxy may still serve reads from the new stack's copy: leave it as it is,
+                # the user's next cutover rebuilds it
+                result.reason = str(exc)
+                return
             result.freeze_seconds = time.monotonic() - frozen_at[0]
+            try:
+                result.rebuilt = rebuild_pending(sides.new.store, sides.new.driver, uid)
+            except Exception as exc:  # noqa: BLE001 - the user is on ownCloud either way
+                log.warning("%s: taking the nodes with other ids out of the new stack's copy "
+                            "failed (%s); the next `ocbridge cutover %s` does it", uid,
+                            _reason(exc), uid)
 
     def _stay_on_new(self, uid: str, result: RollbackResult, frozen_at: list[float]) -> None:
         if result.ok:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import operator
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -25,7 +26,7 @@ from migrate.verify import (
     VERSION,
     VerifyReport,
 )
-from newstack.backend import FilesBackend, Node
+from newstack.backend import FilesBackend, Node, Version
 from newstack.metadata import schema
 from newstack.metadata.schema import AREA_FILES
 from newstack.metadata.store import MetadataStore
@@ -35,6 +36,8 @@ _CHUNK = 500
 #: Node fields that must be equal (the name is the key)
 NODE_FIELDS = ("fileid", "is_dir", "size", "mtime", "etag", "permissions", "mimetype",
                "checksum")
+#: a node's NODE_FIELDS as one tuple: equal nodes (nearly all) cost one comparison in C
+_node_key = operator.attrgetter(*NODE_FIELDS)
 
 
 @dataclass
@@ -161,16 +164,19 @@ def _new_folders(store: MetadataStore, uid: str, scope: ChangedScope
 def compare_scope(legacy: FilesBackend, new: FilesBackend, uid: str, scope: ChangedScope,
                   *, content: str = "checksums") -> VerifyReport:
     """After the final delta: the changed folders' listings, every node of new subtrees, the
-    content and versions of files whose etag moved, the trash and the favorites."""
+    content and versions of files whose etag moved, the trash and the favorites. Folders are
+    listed and versions read a chunk at a time on each side (`children_many`,
+    `versions_many`): a few queries per chunk, and memory that follows the change."""
     report = VerifyReport(uid=uid)
     try:
-        for path in scope.folders:
-            _compare_listing(legacy, new, uid, path, scope, content, report)
+        for start in range(0, len(scope.folders), _CHUNK):
+            _compare_listings(legacy, new, uid, scope.folders[start:start + _CHUNK], scope,
+                              content, report)
         pending = list(scope.new_subtrees)
         while pending:
-            path = pending.pop()
-            for node in _compare_listing(legacy, new, uid, path, scope, content, report,
-                                         whole=True):
+            paths, pending = pending[-_CHUNK:], pending[:-_CHUNK]
+            for node in _compare_listings(legacy, new, uid, paths, scope, content, report,
+                                          whole=True):
                 if node.is_dir:
                     pending.append(node.path)
         _compare_trash(legacy, new, uid, report)
@@ -180,39 +186,87 @@ def compare_scope(legacy: FilesBackend, new: FilesBackend, uid: str, scope: Chan
     return report
 
 
-def _compare_listing(legacy: FilesBackend, new: FilesBackend, uid: str, path: str,
-                     scope: ChangedScope, content: str, report: VerifyReport, *,
-                     whole: bool = False) -> list[Node]:
-    report.checked["folders"] += 1
-    theirs = {n.name: n for n in legacy.children(uid, path)}
-    ours = {n.name: n for n in new.children(uid, path)}
+def _compare_listings(legacy: FilesBackend, new: FilesBackend, uid: str, paths: list[str],
+                      scope: ChangedScope, content: str, report: VerifyReport, *,
+                      whole: bool = False) -> list[Node]:
+    """One chunk of folders: their listings on both sides, then the files whose etag moved
+    (all files of new subtrees). Returns the nodes present on both sides."""
+    theirs_by_path = legacy.children_many(uid, paths)
+    ours_by_path = new.children_many(uid, paths)
+    both: list[Node] = []
+    moved: list[tuple[Node, Node]] = []
+    for path in paths:
+        report.checked["folders"] += 1
+        if path not in theirs_by_path or path not in ours_by_path:
+            side = "ownCloud 10" if path not in theirs_by_path else "the new stack"
+            report.error(f"folder {path!r} could not be listed: not found on {side}")
+            continue
+        listed, changed = compare_listing(theirs_by_path[path], ours_by_path[path], scope,
+                                          report, whole=whole)
+        both.extend(listed)
+        moved.extend(changed)
+    for start in range(0, len(moved), _CHUNK):
+        _compare_files(legacy, new, uid, moved[start:start + _CHUNK], content, report)
+    return both
+
+
+def compare_listing(theirs_listed: list[Node], ours_listed: list[Node], scope: ChangedScope,
+                    report: VerifyReport, *, whole: bool = False
+                    ) -> tuple[list[Node], list[tuple[Node, Node]]]:
+    """One folder's children on both sides → (ownCloud's nodes present on both sides, the
+    (legacy, new) files whose content and versions are compared: every file of a new subtree,
+    else those whose etag on the new stack moved since the scope was taken)."""
+    theirs = {n.name: n for n in theirs_listed}
+    ours = {n.name: n for n in ours_listed}
     for name in sorted(theirs.keys() - ours.keys()):
         report.add(MISSING, theirs[name].path, "", "present", None)
     for name in sorted(ours.keys() - theirs.keys()):
         report.add(UNEXPECTED, ours[name].path, "", None, "present")
     both = sorted(theirs.keys() & ours.keys())
+    moved: list[tuple[Node, Node]] = []
+    etags_before = scope.etags_before
+    folders = 0
     for name in both:
         a, b = theirs[name], ours[name]
-        for fld in NODE_FIELDS:
-            if getattr(a, fld) != getattr(b, fld):
-                report.add(NODE, a.path, fld, getattr(a, fld), getattr(b, fld))
-        report.checked["files" if not a.is_dir else "nodes"] += 1
-        moved = whole or scope.etags_before.get(b.fileid) != b.etag
-        if not a.is_dir and moved:
-            _compare_file(legacy, new, uid, a, b, content, report)
-    return [theirs[name] for name in both]
+        if _node_key(a) != _node_key(b):
+            for fld in NODE_FIELDS:
+                if getattr(a, fld) != getattr(b, fld):
+                    report.add(NODE, a.path, fld, getattr(a, fld), getattr(b, fld))
+        if a.is_dir:
+            folders += 1
+        elif whole or etags_before.get(b.fileid) != b.etag:
+            moved.append((a, b))
+    if folders:  # no zero counts in the report: it lists what was checked
+        report.checked["nodes"] += folders
+    if len(both) > folders:
+        report.checked["files"] += len(both) - folders
+    return [theirs[name] for name in both], moved
 
 
-def _compare_file(legacy: FilesBackend, new: FilesBackend, uid: str, a: Node, b: Node,
-                  content: str, report: VerifyReport) -> None:
-    if content == "bytes" or (content == "checksums" and not a.checksum):
-        if _sha1(legacy.read(uid, a)) != _sha1(new.read(uid, b)):
-            report.add(CONTENT, a.path, "sha1", "legacy bytes", "other bytes")
-        report.checked["files hashed"] += 1
-    old = [(v.version_id, v.size, v.etag) for v in legacy.versions(uid, a.fileid)]
-    mine = [(v.version_id, v.size, v.etag) for v in new.versions(uid, b.fileid)]
-    if old != mine:
-        report.add(VERSION, a.path, "versions", old, mine)
+def _compare_files(legacy: FilesBackend, new: FilesBackend, uid: str,
+                   files: list[tuple[Node, Node]], content: str, report: VerifyReport) -> None:
+    """Content (when it is to be hashed) and versions of (legacy, new) file pairs."""
+    for a, b in files:
+        if content == "bytes" or (content == "checksums" and not a.checksum):
+            if _sha1(legacy.read(uid, a)) != _sha1(new.read(uid, b)):
+                report.add(CONTENT, a.path, "sha1", "legacy bytes", "other bytes")
+            report.checked["files hashed"] += 1
+    theirs = legacy.versions_many(uid, [a.fileid for a, _ in files])
+    ours = new.versions_many(uid, [b.fileid for _, b in files])
+    for a, b in files:
+        if a.fileid not in theirs or b.fileid not in ours:
+            side = "ownCloud 10" if a.fileid not in theirs else "the new stack"
+            report.error(f"versions of {a.path!r} could not be read: not a file on {side}")
+            continue
+        old = version_keys(theirs[a.fileid])
+        mine = version_keys(ours[b.fileid])
+        if old != mine:
+            report.add(VERSION, a.path, "versions", old, mine)
+
+
+def version_keys(versions: Iterable[Version]) -> list[tuple[int, int, str]]:
+    """What the gate compares of a file's versions: id, size and etag, newest first."""
+    return [(v.version_id, v.size, v.etag) for v in versions]
 
 
 def _sha1(chunks: Iterable[bytes]) -> str:

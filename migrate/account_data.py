@@ -14,16 +14,15 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from bridge.oc10.formats import avatar_path
+from bridge.oc10.formats import avatar_path as avatar_path  # noqa: F401 - callers use it here
 from migrate.source import LegacySource
+from newstack.avatars import avatar_files
 from newstack.metadata import schema
 from newstack.metadata.store import MetadataStore
 from newstack.storage.base import StorageDriver, StorageError
 
 #: the object type of files in oc_systemtag_object_mapping
 FILES_OBJECT: Final = "files"
-#: what oC10 looks for, in this order (Avatar::get: avatar.jpg, then avatar.png)
-AVATAR_NAMES: Final = (("avatar.jpg", "image/jpeg"), ("avatar.png", "image/png"))
 
 Note = Callable[[str, str, str], None]
 
@@ -103,10 +102,9 @@ def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> No
 
 
 def avatar_candidates(data_dir: Path, home: Path, uid: str) -> list[tuple[Path, str]]:
-    """Where ownCloud keeps a user's avatar, most recent layout first: the root storage's
-    avatars/<md5 path>/ (since 10.0), then the home folder (before it), jpg before png."""
-    folders = (data_dir / avatar_path(uid), home)
-    return [(folder / name, mimetype) for folder in folders for name, mimetype in AVATAR_NAMES]
+    """Where ownCloud keeps a user's avatar (newstack/avatars.py, which serves them from
+    there on the legacy side): the same files are imported."""
+    return avatar_files(data_dir, home, uid)
 
 
 def avatar_blob_id(uid: str, mtime: int) -> str:
@@ -117,7 +115,13 @@ def avatar_blob_id(uid: str, mtime: int) -> str:
 def import_avatar(source: LegacySource, store: MetadataStore, driver: StorageDriver,
                   uid: str, home: Path, note: Note) -> bool:
     """The user's uploaded avatar (not the generated letter one, which the new stack makes
-    alike from the display name); False when there is none."""
+    alike from the display name); False when there is none. Run again (a catch-up pass), it
+    copies only an avatar that changed, and removes the one ownCloud no longer has, so that
+    both stacks serve the same (newstack/avatars.py); the blob replaced goes after the commit."""
+    a = schema.avatars
+    with store.read() as conn:
+        held = conn.execute(sa.select(a.c.blob_id, a.c.mimetype, a.c.size)
+                            .where(a.c.uid == uid)).first()
     for path, mimetype in avatar_candidates(source.instance.data_dir, home, uid):
         try:
             st = os.stat(path, follow_symlinks=False)
@@ -128,17 +132,25 @@ def import_avatar(source: LegacySource, store: MetadataStore, driver: StorageDri
             return False
         mtime = int(st.st_mtime)
         blob_id = avatar_blob_id(uid, mtime)
+        if held is not None and (held.blob_id, held.mimetype, int(held.size)) == \
+                (blob_id, mimetype, st.st_size):
+            return True
         try:
             info = driver.link_from_path(blob_id, path, "copy")
         except (StorageError, OSError) as exc:
             note("avatar-unreadable", str(path), f"not migrated: {exc}")
             return False
-        a = schema.avatars
         with store.write(uid) as conn:
             conn.execute(sa.delete(a).where(a.c.uid == uid))
             conn.execute(sa.insert(a).values(uid=uid, blob_id=blob_id, mimetype=mimetype,
                                              size=info.size, mtime=mtime))
+        if held is not None and held.blob_id != blob_id:
+            driver.delete(held.blob_id, missing_ok=True)
         return True
+    if held is not None:  # removed on ownCloud since the last pass
+        with store.write(uid) as conn:
+            conn.execute(sa.delete(a).where(a.c.uid == uid))
+        driver.delete(held.blob_id, missing_ok=True)
     return False
 
 
@@ -175,18 +187,26 @@ def import_systemtag_definitions(source: LegacySource, conn: Connection) -> int:
     return len(tags)
 
 
+def systemtag_rows(t: Any, storage: int) -> sa.Select[Any]:
+    """(fileid, tag id) of the home storage's files, in fileid order: oc_filecache drives
+    the join (objectid is a string column: the fileid is cast to it, which the mapping index
+    serves). Without the order SQLite drives from the mapping and, the cast leaving it no
+    index on oc_filecache, scans the storage's rows once per mapping row: 57 s for 3,300
+    assignments at 100,000 files (bench/extras.py). `t`: ownCloud's tables."""
+    m, fc = t.systemtag_object_mapping, t.filecache
+    return (sa.select(fc.c.fileid, m.c.systemtagid)
+            .join(m, m.c.objectid == sa.cast(fc.c.fileid, m.c.objectid.type))
+            .where(fc.c.storage == storage, m.c.objecttype == FILES_OBJECT)
+            .order_by(fc.c.fileid))
+
+
 def systemtag_assignments(source: LegacySource, storage: int, known: set[int]
                           ) -> list[dict[str, Any]]:
     """(fileid, tag_id) rows of the user's migrated nodes: one query joined on the home
-    storage (objectid is a string column; the join casts the fileid)."""
-    t = source.t
-    m, fc = t.systemtag_object_mapping, t.filecache
-    query = (sa.select(fc.c.fileid, m.c.systemtagid)
-             .join(m, m.c.objectid == sa.cast(fc.c.fileid, m.c.objectid.type))
-             .where(fc.c.storage == storage, m.c.objecttype == FILES_OBJECT))
+    storage."""
     rows: dict[tuple[int, int], dict[str, Any]] = {}
     with source.engine.connect() as conn:
-        for fileid, tag_id in conn.execute(query):
+        for fileid, tag_id in conn.execute(systemtag_rows(source.t, storage)):
             if int(fileid) in known:
                 rows[(int(fileid), int(tag_id))] = dict(fileid=int(fileid), tag_id=int(tag_id))
     return list(rows.values())
@@ -234,13 +254,11 @@ def legacy_account_data(backend: Any, uid: str) -> AccountData:
             t.storages.c.id == home_storage_id(uid))).scalar()
         assignments: dict[tuple[int, int], bool] = {}
         if storage is not None:
-            m, fc = t.systemtag_object_mapping, t.filecache
+            fc = t.filecache
             mine = (fc.c.path == "files") | fc.c.path.startswith("files/", autoescape=True) \
                 | (fc.c.path == "files_trashbin/files") \
                 | fc.c.path.startswith("files_trashbin/files/", autoescape=True)
-            query = (sa.select(fc.c.fileid, m.c.systemtagid)
-                     .join(m, m.c.objectid == sa.cast(fc.c.fileid, m.c.objectid.type))
-                     .where(fc.c.storage == storage, m.c.objecttype == FILES_OBJECT, mine))
+            query = systemtag_rows(t, storage).where(mine)
             assignments = {(int(f), int(g)): True for f, g in conn.execute(query)}
         groups: dict[int, list[str]] = {}
         for row in conn.execute(sa.select(t.systemtag_group)):

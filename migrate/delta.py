@@ -7,14 +7,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from bridge.oc10.formats import parse_version_name, path_hash
+from bridge.oc10.formats import parse_trash_name, parse_version_name, path_hash
 from migrate.runner import (
     FILES,
     TRASH,
+    TRASH_VERSIONS,
     VERSIONS,
     MigrationReport,
     UserMigration,
@@ -22,7 +24,7 @@ from migrate.runner import (
 from migrate.source import SourceRow
 from newstack.metadata import schema
 from newstack.metadata.schema import AREA_FILES, AREA_TRASH, NO_PARENT
-from newstack.metadata.store import NodeRecord
+from newstack.metadata.store import NODE_FIELD_AT, NodeRecord, node_record_of
 from newstack.storage.base import BlobInfo
 
 #: fileids per IN (...) lookup: below every database's bound-parameter limit
@@ -32,6 +34,14 @@ _LOOKUP_CHUNK = 500
 UNFINISHED_ETAG = ""
 #: migration_checkpoints phase listing blobs no longer used but not yet deleted
 STALE_PHASE = "delta-stale"
+_FILEID, _PARENT, _NAME, _PATH, _AREA, _ETAG, _SIZE, _MTIME = (
+    NODE_FIELD_AT[f] for f in ("fileid", "parent", "name", "path", "area", "etag", "size",
+                               "mtime"))
+#: where a pass puts a node whose path oC10 gave to another fileid (deleted and made again,
+#: names swapped) until the node moves on (to the trash, to another folder) or is deleted: it
+#: keeps its parent, so a pass killed meanwhile finds it among the folder's children again;
+#: its path there is its fileid, so parked nodes never collide; nothing serves this area
+PARKED_AREA = "parked"
 
 
 @dataclass
@@ -48,6 +58,11 @@ class DeltaReport:
     versions_added: int = 0
     versions_replaced: int = 0
     versions_removed: int = 0
+    #: extras rows (trash records, favorites, tags, comments, markers, dead props, system tag
+    #: assignments) inserted, updated and deleted
+    extras_added: int = 0
+    extras_changed: int = 0
+    extras_removed: int = 0
     migration: MigrationReport | None = field(default=None, repr=False)
 
 
@@ -149,7 +164,7 @@ class DeltaPass(UserMigration):
         self._flush_files(storage, report)
         self._delete_gone(gone, report)
         self._finish_folders()
-        self._resync_extras()
+        self._resync_extras(report)
         return report
 
     # -- walking ----------------------------------------------------------------------------------
@@ -189,10 +204,11 @@ class DeltaPass(UserMigration):
         legacy_children: dict[int, list[SourceRow]] = {}
         for row in self._children_of(storage, [f.fileid for f, _ in folders]):
             legacy_children.setdefault(row.parent, []).append(row)
-        present: dict[int, dict[int, NodeRecord]] = {}
+        # the new stack's children as plain rows: a record is built only for the few acted on
+        present: dict[int, dict[int, Sequence[Any]]] = {}
         with self.store.read() as conn:
-            for held in self.store.children_of(conn, [n.fileid for _, n in folders]):
-                present.setdefault(held.parent, {})[held.fileid] = held
+            for kept in self.store.child_rows_of(conn, [n.fileid for _, n in folders]):
+                present.setdefault(kept[_PARENT], {})[kept[_FILEID]] = kept
         below: list[tuple[SourceRow, NodeRecord]] = []
         for legacy, node in folders:
             report.folders_visited += 1
@@ -201,9 +217,20 @@ class DeltaPass(UserMigration):
             mine = present.get(node.fileid, {})
             # written after everything below it: until then a killed pass comes back here
             self._finished_folders[node.fileid] = legacy
+            parked = self._park_displaced(children, mine)
             for child in children:
                 path = f"{node.path}/{child.name}" if node.path else child.name
-                current = mine.pop(child.fileid, None)
+                held = mine.pop(child.fileid, None)
+                if held is not None and held[_PATH] == path and held[_AREA] == area:
+                    # in place (nearly every child): only a folder or a changed file needs more
+                    if child.is_dir:
+                        below.append((child, node_record_of(held)))
+                    elif (child.etag, child.size, child.mtime) != \
+                            (held[_ETAG], held[_SIZE], held[_MTIME]):
+                        self._queue_file(storage, child, node_record_of(held), report)
+                    continue
+                current = node_record_of(held) if held is not None else \
+                    parked.pop(child.fileid, None)
                 if current is None:
                     current = self._moved_here(child, area, path, node.fileid, report, gone)
                 if current is None:
@@ -220,8 +247,36 @@ class DeltaPass(UserMigration):
                 elif (child.etag, child.size, child.mtime) != \
                         (current.etag, current.size, current.mtime):
                     self._queue_file(storage, child, current, report)
-            gone.update(mine)
+            gone.update((fileid, node_record_of(held)) for fileid, held in mine.items())
+            gone.update(parked)
         return below
+
+    def _park_displaced(self, children: list[SourceRow], mine: dict[int, Sequence[Any]]
+                        ) -> dict[int, NodeRecord]:
+        """Moves the held children (`mine`: rows of `child_rows_of`) whose name oC10 now gives
+        to another fileid out of the way (PARKED_AREA), in one transaction, before anything
+        takes their paths; returns them as they are now, taken out of `mine`."""
+        wanted = {child.name: child.fileid for child in children}
+        displaced = [fileid for fileid, held in mine.items()
+                     if wanted.get(held[_NAME], fileid) != fileid]
+        if not displaced:
+            return {}
+        parked: dict[int, NodeRecord] = {}
+        with self.store.write(self.uid) as conn:
+            for fileid in displaced:
+                held = mine.pop(fileid)
+                current = self.store.node_by_id(conn, fileid)
+                if current is None:
+                    continue
+                if current.parent != held[_PARENT]:  # moved elsewhere during this pass
+                    continue
+                if current.area != PARKED_AREA:
+                    current = self.store.move_subtree(
+                        conn, current, area=PARKED_AREA, path=str(fileid),
+                        parent=current.parent, name=current.name)
+                parked[fileid] = current
+        self._crash("delta:parked")
+        return parked
 
     def _moved_here(self, child: SourceRow, area: str, path: str, parent: int,
                     report: DeltaReport, gone: dict[int, NodeRecord]) -> NodeRecord | None:
@@ -385,19 +440,21 @@ class DeltaPass(UserMigration):
                      report: DeltaReport) -> _VersionWork | None:
         """What makes these files' versions equal to oC10's: its blobs imported along with the
         files', it is written by `_write_versions` in the transaction of the files themselves,
-        so that a file never has its new content committed without its versions."""
-        files = [row for row in files if row.path.startswith(FILES + "/")]
+        so that a file never has its new content committed without its versions. Files in the
+        trash too: a file changed or made since the last pass and then deleted brings the
+        versions oC10 moved to files_trashbin/versions (and loses the ones it no longer has)."""
+        folder_of = {row.fileid: folder for row in files
+                     if not row.is_dir and (folder := versions_folder(row.path)) is not None}
+        files = [row for row in files if row.fileid in folder_of]
         if not files:
             return None
         wanted: dict[int, list[tuple[int, SourceRow]]] = {}
-        folder_of = {row.fileid: VERSIONS + row.path[len(FILES):].rpartition("/")[0]
-                     for row in files}
         self._read_version_folders(storage, set(folder_of.values()), report)
         for row in files:
             for version in self._version_folders[folder_of[row.fileid]] or ():
-                parsed = parse_version_name(version.name)
-                if parsed is not None and parsed[0] == row.name and not version.is_dir:
-                    wanted.setdefault(row.fileid, []).append((parsed[1], version))
+                vid = None if version.is_dir else version_id_of(row.path, version.name)
+                if vid is not None:
+                    wanted.setdefault(row.fileid, []).append((vid, version))
         v = schema.versions
         have: dict[tuple[int, int], tuple[int, str, str]] = {}
         have_blob: dict[tuple[int, int], str] = {}
@@ -508,29 +565,60 @@ class DeltaPass(UserMigration):
         self._crash("delta:deleted")
         self._delete_stale()
 
-    def _resync_extras(self) -> None:
-        """Trash records, favorites, tags, comments, dead props: replaced as a whole; shares
-        and links brought up to date (upserted by id, the ones gone removed)."""
-        with self.store.write(self.uid) as conn:
-            self._clear_extras(conn)
-            cp = schema.migration_checkpoints
-            conn.execute(sa.delete(cp).where(cp.c.uid == self.uid,
-                                             cp.c.phase.in_(["extras", "shares"])))
+    def _resync_extras(self, report: DeltaReport) -> None:
+        """Trash records, favorites, tags, comments, dead props, system tag assignments: only
+        what differs from ownCloud's is written (migrate/extras_sync.py), so the final delta
+        under the freeze costs the change, not a re-import; shares and links brought up to
+        date (upserted by id, the ones gone removed)."""
+        from migrate import account_data, extras_sync
+
         storage = self.source.home_storage(self.uid)
         assert storage is not None
-        self._phase_extras(storage)
+        with self.store.write(self.uid) as conn:
+            # first: a tag made on ownCloud since and assigned must exist before the assignment
+            account_data.import_systemtag_definitions(self.source, conn)
+        counts = extras_sync.resync(self.source, self.store, self.uid, storage,
+                                    self.report.note, batch=max(self.options.batch, 1),
+                                    crash=self._crash)
+        report.extras_added += counts.added
+        report.extras_changed += counts.changed
+        report.extras_removed += counts.removed
+        with self.store.write(self.uid) as conn:
+            if self._checkpoint(conn, "extras") < 0:
+                self._save_checkpoint(conn, "extras", 0)
+            cp = schema.migration_checkpoints
+            conn.execute(sa.delete(cp).where(cp.c.uid == self.uid, cp.c.phase == "shares"))
         self._phase_shares()
 
-    def _clear_extras(self, conn: Connection) -> None:
-        n = schema.nodes
-        mine = sa.select(n.c.fileid).where(n.c.owner == self.uid)
-        conn.execute(sa.delete(schema.trash).where(schema.trash.c.owner == self.uid))
-        conn.execute(sa.delete(schema.favorites).where(schema.favorites.c.uid == self.uid))
-        conn.execute(sa.delete(schema.tags).where(schema.tags.c.uid == self.uid))
-        conn.execute(sa.delete(schema.comment_read_markers).where(
-            schema.comment_read_markers.c.uid == self.uid))
-        for table in (schema.comments, schema.dead_props, schema.systemtag_objects):
-            conn.execute(sa.delete(table).where(table.c.fileid.in_(mine)))
+
+def versions_folder(path: str) -> str | None:
+    """The oC10 folder holding the versions of the file at `path` (home-relative), or None
+    for a path that has none: files/<dir>/<name> → files_versions/<dir>; a trashed file
+    files_trashbin/files/<name>.d<t> → files_trashbin/versions (as <name>.v<vts>.d<t>); a
+    file inside a trashed folder files_trashbin/files/<top>.d<t>/<dir>/<name> →
+    files_trashbin/versions/<top>.d<t>/<dir>."""
+    if path.startswith(FILES + "/"):
+        return VERSIONS + path[len(FILES):].rpartition("/")[0]
+    if path.startswith(TRASH + "/"):
+        inner = path[len(TRASH) + 1:]
+        if "/" not in inner:
+            return TRASH_VERSIONS
+        return f"{TRASH_VERSIONS}/{inner.rpartition('/')[0]}"
+    return None
+
+
+def version_id_of(path: str, version_name: str) -> int | None:
+    """The version id if `version_name` (a name in `versions_folder(path)`) is a version of
+    the file at `path`, else None."""
+    name = path.rpartition("/")[2]
+    if path.startswith(TRASH + "/") and "/" not in path[len(TRASH) + 1:]:
+        trashed, deleted = parse_trash_name(name) or ("", -1)
+        suffixed = parse_trash_name(version_name)
+        if suffixed is None or suffixed[1] != deleted:
+            return None
+        name, version_name = trashed, suffixed[0]
+    parsed = parse_version_name(version_name)
+    return parsed[1] if parsed is not None and parsed[0] == name else None
 
 
 def _like(name: str) -> str:

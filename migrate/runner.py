@@ -18,9 +18,9 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
@@ -130,6 +130,28 @@ class MigrationOptions:
 
 
 ProgressFn = Callable[[str, int, int], None]
+
+
+class BatchSync(Protocol):
+    """What a batch of blobs still owes to be durable (`PosixDriver.end_deferred_sync`): call
+    it once before the batch's metadata commits, or close() it when the batch is abandoned."""
+
+    def __call__(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _AlreadyDurable:
+    """The batch of a driver that makes every write durable itself (S3)."""
+
+    def __call__(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+_NO_SYNC: Final = _AlreadyDurable()
 
 
 class UserMigration:
@@ -304,24 +326,56 @@ class UserMigration:
             self._import_node_batches(batches, total)
 
     def _import_node_batches(self, batches: Iterator[list[SourceRow]], total: int) -> None:
+        """Each batch: blobs first, then its rows and checkpoint in one transaction. The blobs'
+        fsyncs and that transaction run on a thread of their own while the next batch is read
+        and linked: both mostly wait on the disk, which needs no GIL. On that thread, in
+        order: a batch's blobs are made durable, then its metadata commits (a kill -9 leaves
+        no committed row pointing to a blob not on disk). One batch at a time; a sync or
+        commit that fails (or is cut short) surfaces before the next one is started."""
         done = 0
-        for batch in batches:
-            wanted = [(row, place) for row in batch
-                      if (place := self._place(row)) is not None]
-            blobs = self._import_blobs([row for row, _ in wanted if not row.is_dir])
-            self._crash("nodes:blobs-copied")
-            records = [self._record(row, area, path, blobs.get(row.fileid))
-                       for row, (area, path) in wanted]
-            with self.store.write(self.uid) as conn:
-                self.store.insert_nodes(records, conn)
-                self._crash("nodes:rows-inserted")
-                self._save_checkpoint(conn, "nodes", batch[-1].fileid)
-            metrics.MIGRATED_FILES.labels("nodes").inc(len(records))
-            metrics.MIGRATED_BYTES.labels("nodes").inc(sum(b.size for _, b in blobs.values()))
-            self._crash("nodes:committed")
-            done += len(batch)
-            if self._progress:
-                self._progress("nodes", done, total)
+        committing: Future[int] | None = None
+        committer = ThreadPoolExecutor(1, thread_name_prefix="ocbridge-migrate-commit")
+        try:
+            for batch in batches:
+                wanted = [(row, place) for row in batch
+                          if (place := self._place(row)) is not None]
+                blobs, sync = self._import_blobs_unsynced(
+                    [row for row, _ in wanted if not row.is_dir])
+                try:
+                    self._crash("nodes:blobs-copied")
+                    records = [self._record(row, area, path, blobs.get(row.fileid))
+                               for row, (area, path) in wanted]
+                    if committing is not None:
+                        done = self._committed(committing.result(), done, total)
+                except BaseException:
+                    sync.close()  # not handed over yet: the batch is abandoned
+                    raise
+                committing = committer.submit(
+                    self._commit_nodes, sync, records, batch[-1].fileid, len(batch),
+                    sum(b.size for _, b in blobs.values()))
+            if committing is not None:
+                self._committed(committing.result(), done, total)
+        finally:
+            # a sync or commit in flight ends (committed or rolled back) before the job does
+            committer.shutdown(wait=True)
+
+    def _commit_nodes(self, sync: BatchSync, records: list[NodeRecord], position: int,
+                      rows: int, size: int) -> int:
+        sync()  # the batch's blobs durable before any row naming them commits
+        with self.store.write(self.uid) as conn:
+            self.store.insert_nodes(records, conn)
+            self._crash("nodes:rows-inserted")
+            self._save_checkpoint(conn, "nodes", position)
+        metrics.MIGRATED_FILES.labels("nodes").inc(len(records))
+        metrics.MIGRATED_BYTES.labels("nodes").inc(size)
+        self._crash("nodes:committed")
+        return rows
+
+    def _committed(self, rows: int, done: int, total: int) -> int:
+        done += rows
+        if self._progress:
+            self._progress("nodes", done, total)
+        return done
 
     def _place(self, row: SourceRow) -> tuple[str, str] | None:
         """(area, path) of a row in the new stack, or None for rows that stay behind."""
@@ -349,7 +403,7 @@ class UserMigration:
                 self.report.linked_by[info.linked_by] = \
                     self.report.linked_by.get(info.linked_by, 0) + 1
             computed = info.checksums.oc10() if info.checksums is not None else ""
-            if info.checksums is None:  # linked unread: the stored checksum was trusted
+            if info.checksums is None and checksum:  # linked unread: stored checksum trusted
                 self.report.trusted_checksums += 1
             if info.size != row.size:
                 self.report.note("wrong-size-row", row.path,
@@ -369,9 +423,19 @@ class UserMigration:
             mimetype=row.mimetype, permissions=row.permissions, blob_id=blob_id)
 
     def _import_blobs(self, rows: Sequence[SourceRow]) -> dict[int, tuple[str, BlobInfo]]:
+        """`_import_blobs_unsynced`, durable when it returns."""
+        blobs, sync = self._import_blobs_unsynced(rows)
+        sync()
+        return blobs
+
+    def _import_blobs_unsynced(self, rows: Sequence[SourceRow]
+                               ) -> tuple[dict[int, tuple[str, BlobInfo]], BatchSync]:
         """Copy, link or upload each file's bytes under a blob id made of its fileid and etag
         (so a re-run after a crash overwrites rather than duplicates); rows whose file is gone
-        or unreadable get no blob (served as oC10 serves them: 503 on GET) and a finding."""
+        or unreadable get no blob (served as oC10 serves them: 503 on GET) and a finding.
+        The blobs are durable once the returned sync has been called (the driver's batched
+        fsyncs, one per blob directory, where it has them); the caller calls it, or close()s
+        it when the batch is abandoned."""
         home = str(self._home) + "/"
         may_link = self.options.link_mode != "copy" and not self.options.verify_content
 
@@ -382,8 +446,10 @@ class UserMigration:
                 return row.fileid, None
             path = home + row.path
             try:
-                hash_it = not (may_link and row.checksum
-                               and trusts_stored_checksum(row, os.stat(path)))
+                # a link reads the file only to check a stored checksum it cannot trust:
+                # without one there is nothing to check (oC10's '' is kept as it is)
+                hash_it = not may_link or bool(
+                    row.checksum and not trusts_stored_checksum(row, os.stat(path)))
                 info = self.driver.link_from_path(blob_id, path, self.options.link_mode,
                                                   checksums=hash_it)
             except FileNotFoundError:
@@ -397,18 +463,27 @@ class UserMigration:
             return row.fileid, (blob_id, info)
 
         if not rows:
-            return {}
+            return {}, _NO_SYNC
         pooled = [r for r in rows if on_pool(r.size, self._linking, self.options.workers)]
-        with self._durable_batch():
+        # the driver's batched durability where it has it (PosixDriver): fsyncs per batch
+        end: Callable[[], BatchSync] | None = getattr(self.driver, "end_deferred_sync", None)
+        if end is not None:
+            self.driver.start_deferred_sync()  # type: ignore[attr-defined]
+        try:
             futures = [self._pool().submit(one, r) for r in pooled]
             results = [one(r) for r in rows
                        if not on_pool(r.size, self._linking, self.options.workers)]
             results.extend(f.result() for f in futures)
+        except BaseException:
+            if end is not None:
+                end().close()
+            raise
+        sync = end() if end is not None else _NO_SYNC
         blobs = {fileid: blob for fileid, blob in results if blob is not None}
         if blobs:
             # "auto" links on one filesystem and copies across two; S3 always copies
             self._linking = not any(info.linked_by == "copy" for _, info in blobs.values())
-        return blobs
+        return blobs, sync
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -418,7 +493,7 @@ class UserMigration:
 
     def _durable_batch(self) -> contextlib.AbstractContextManager[None]:
         """The driver's batched durability (one fsync per blob directory per batch) where it
-        has it: the blobs are durable before the batch's metadata commits either way."""
+        has it, for writes outside `_import_blobs` (the delta pass's own copies)."""
         deferred = getattr(self.driver, "deferred_sync", None)
         return deferred() if deferred is not None else contextlib.nullcontext()
 
@@ -665,7 +740,8 @@ def on_pool(size: int, linking: bool, workers: int) -> bool:
 def trusts_stored_checksum(row: SourceRow, st: os.stat_result) -> bool:
     """Whether a linked file may keep oC10's stored checksum without being read: only when
     the file is what oC10 scanned (same size, same mtime as oc_filecache.storage_mtime); a
-    changed file, or one without a stored checksum, is hashed."""
+    changed file is hashed. Without a stored checksum there is nothing to check: a link
+    reads nothing and oC10's '' is kept."""
     return (bool(row.checksum) and st.st_size == row.size
             and int(st.st_mtime) == row.storage_mtime)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge import metrics
-from newstack import oauth2
+from newstack import avatars, oauth2
 from newstack.backend import BackendError, FilesBackend, User
 from newstack.dav import chunking, locking, meta, methods, report, trashbin
 from newstack.dav import errors as dav_errors
@@ -67,6 +67,8 @@ class NewstackApp:
         self.dav_trees["trash-bin"] = trashbin.tree
         self.dav_trees["meta"] = meta.tree
         self.dav_trees["uploads"] = chunking.uploads_tree
+        self.avatars = avatars.Avatars(backend)
+        self.dav_trees["avatars"] = self.avatars.dav_tree
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse
                  ) -> Iterable[bytes]:
@@ -115,6 +117,10 @@ class NewstackApp:
             if store is not None:
                 return oauth2.TokenEndpoint(store)(req)
         link = path.removeprefix("/index.php")
+        if link.startswith(avatars.INDEX_PREFIX):
+            return self.avatars.index(req, self._authenticate(req),
+                                      link[len(avatars.INDEX_PREFIX):],
+                                      self.links.not_logged_in)
         if link.startswith("/s/"):
             return self.links.public_link(req, link[len("/s/"):])
         if link.startswith("/f/"):

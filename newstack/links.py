@@ -235,7 +235,7 @@ class Links:
 
     def private_link(self, req: Request, user: User | None, raw_id: str) -> Response:
         if user is None:
-            return self._not_logged_in(req)
+            return self.not_logged_in(req)
         try:
             node = self.backend.by_id(user.uid, int(raw_id)) if raw_id.isdigit() else None
         except NotFoundError:
@@ -247,7 +247,7 @@ class Links:
             ("Webdav-Location", webdav_location(user.uid, node, webroot=self.webroot))])
 
 
-    def _not_logged_in(self, req: Request) -> Response:
+    def not_logged_in(self, req: Request) -> Response:
         """SecurityMiddleware on NotLoggedInException: a browser goes to the login page (which
         returns here; the URI is urlencoded twice, as oC10 does), anything else gets JSON."""
         accept = req.header("Accept") or ""

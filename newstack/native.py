@@ -288,6 +288,22 @@ class NativeBackend:
             rows = self.store.listing(conn, folder.fileid)
         return [_listed_node(row) for row in rows]
 
+    def children_many(self, uid: str, paths: Iterable[str]) -> dict[str, list[Node]]:
+        asked = {path: normalize(path) for path in paths}
+        with self.store.read() as conn:
+            found = self.store.nodes_at(conn, uid, AREA_FILES, list(set(asked.values())))
+            rows = self.store.listings(
+                conn, [record.fileid for record in found.values() if record.is_dir]
+            )
+        listed: dict[str, list[Node]] = {}
+        for path, normal in asked.items():
+            record = found.get(normal)
+            if record is not None:
+                listed[path] = (
+                    [_listed_node(row) for row in rows[record.fileid]] if record.is_dir else []
+                )
+        return listed
+
     def by_id(self, uid: str, fileid: int) -> Node:
         with self.store.read() as conn:
             return _node(self._by_id(conn, uid, fileid))
@@ -823,6 +839,20 @@ class NativeBackend:
         with self.store.read() as conn:
             node = self._file_by_id(conn, uid, fileid)
             return [_version(v) for v in self.store.versions(conn, node.fileid)]
+
+    def versions_many(self, uid: str, fileids: Iterable[int]) -> dict[int, list[Version]]:
+        with self.store.read() as conn:
+            files = [
+                record.fileid
+                for record in self.store.nodes_by_ids(conn, sorted(set(fileids)))
+                if record.owner == uid and record.area == AREA_FILES and not record.is_dir
+            ]
+            records = self.store.versions_of(conn, files)
+        found: dict[int, list[Version]] = {fileid: [] for fileid in files}
+        # newest first, as `versions` orders them
+        for record in sorted(records, key=lambda v: v.version_id, reverse=True):
+            found[record.fileid].append(_version(record))
+        return found
 
     def read_version(self, uid: str, fileid: int, version_id: int) -> Iterator[bytes]:
         with self.store.read() as conn:

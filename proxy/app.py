@@ -55,6 +55,12 @@ _LINK_IN_PATH = re.compile(r"(/s/|/public-files/)[^/]+")
 _LOOPBACK: Final = ("127.0.0.1", "::1")
 COOKIE_RESIGN_SECONDS: Final = 60
 COOKIE_CACHE_SIZE: Final = 10_000
+#: proxy.oidc_uid_claim naming the openidconnect app's email mode
+OIDC_EMAIL_CLAIM: Final = "email"
+#: json.dumps builds an encoder for each call with options: one, built once
+_JSON: Final = json.JSONEncoder(ensure_ascii=False)
+#: identity source -> its counter (`labels()` locks and builds a key at each call)
+_IDENTITIES: dict[str, Any] = {}
 
 
 class ProxyApp:
@@ -78,6 +84,9 @@ class ProxyApp:
         self.keeper: ViewKeeper | None = None
         self.shadow = Shadow(p) if p.shadow_users else None
         self.oidc: Verifier | None = None
+        #: the claim is an e-mail resolved to its one account, as the openidconnect app's
+        #: email mode does, rather than the uid itself (userid mode)
+        self.oidc_by_email = p.oidc_uid_claim == OIDC_EMAIL_CLAIM
         if p.oidc_issuer:  # cryptography costs each worker ~7 MiB: loaded only when used
             from proxy.oidc import Expectations, Verifier
 
@@ -143,8 +152,8 @@ class ProxyApp:
             log.exception("cannot load the OIDC issuer's keys from %s", self.oidc.jwks_source)
 
     def _verified_jwt(self, credential: object, exchange: Exchange) -> str | None:
-        """The uid of a bearer JWT that verifies against the issuer's keys, else None (the
-        reason goes to the access log; an unknown key id makes the keys load again)."""
+        """The user claim of a bearer JWT that verifies against the issuer's keys, else None
+        (the reason goes to the access log; an unknown key id makes the keys load again)."""
         if self.oidc is None or not isinstance(credential, Bearer):
             return None
         from proxy.oidc import looks_like_jwt
@@ -208,10 +217,13 @@ class ProxyApp:
         if claims.credential is None and is_login_form(method, raw_path):
             prefix, login = await _read_login_form(scope, receive)
             claims = with_login_form(claims, login)
-        oidc_uid = self._verified_jwt(claims.credential, exchange)
+        oidc_claim = self._verified_jwt(claims.credential, exchange)
         wanted = queries(claims, self.directory.secret)
-        if oidc_uid is not None:  # the token is not an ownCloud one: nothing to look up
-            wanted = replace(wanted, bearer=None)
+        if oidc_claim is not None:
+            # not an ownCloud OAuth2 token: that lookup is dropped; in email mode the
+            # verified e-mail is looked up instead
+            wanted = replace(wanted, bearer=None,
+                             oidc_email=oidc_claim if self.oidc_by_email else None)
         lookups = Lookups()
         if wanted:
             cached = self.directory.cached(wanted)
@@ -230,8 +242,8 @@ class ProxyApp:
                     exchange.error = "directory"
                     self._done(scope, started, None, None, exchange, False)
                     return
-        if oidc_uid is not None:
-            lookups = replace(lookups, oidc_uid=oidc_uid)
+        if oidc_claim is not None and not self.oidc_by_email:
+            lookups = replace(lookups, oidc_uid=oidc_claim)
         identity = identify(claims, lookups, strict_login=self.directory.strict_login)
         if identity.refusal is not None:
             await send_answer(send, refused(identity.refusal.status, identity.refusal.message),
@@ -321,7 +333,11 @@ class ProxyApp:
         stack = decision.stack if decision else "none"
         reason = decision.reason if decision else "refused"
         if identity is not None:
-            metrics.PROXY_IDENTITIES.labels(identity.source).inc()
+            counter = _IDENTITIES.get(identity.source)
+            if counter is None:
+                counter = _IDENTITIES[identity.source] = metrics.PROXY_IDENTITIES.labels(
+                    identity.source)
+            counter.inc()
             for source, _uid in identity.conflicts:
                 metrics.PROXY_CONFLICTS.labels(identity.source, source).inc()
         if exchange.error in ("timeout", "refused", "failed") or exchange.error.startswith(
@@ -332,10 +348,13 @@ class ProxyApp:
         if not access_log.isEnabledFor(logging.INFO):
             return
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+        path = raw_path.decode("latin-1")
+        if "/s/" in path or "/public-files/" in path:
+            path = _LINK_IN_PATH.sub(r"\1…", path)
         client = scope.get("client")
         line: dict[str, Any] = {
             "method": scope["method"],
-            "path": _LINK_IN_PATH.sub(r"\1…", raw_path.decode("latin-1")),
+            "path": path,
             "status": exchange.status,
             "stack": stack,
             "reason": reason,
@@ -357,7 +376,10 @@ class ProxyApp:
             line["conflicts"] = [{"source": s, "uid": u} for s, u in identity.conflicts]
         if identity is not None and identity.ambiguous:
             line["ambiguous_login"] = True
-        access_log.info(json.dumps(line, ensure_ascii=False))
+        # handed to the handlers as `access_log.info` would, less its search of the stack for
+        # the caller's file and line, which no access-log format shows
+        access_log.handle(access_log.makeRecord(
+            access_log.name, logging.INFO, __file__, 0, _JSON.encode(line), (), None, "_done"))
 
 
 def _from_loopback(scope: Scope) -> bool:

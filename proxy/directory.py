@@ -69,13 +69,13 @@ class LegacyDirectory:
     """Answers identify.Queries from one ownCloud 10 database."""
 
     def __init__(self, engine: Engine, tables: OC10Tables, config: OC10Config, *,
-                 ttl: float = 30.0, newstack_engine: Engine | None = None) -> None:
+                 ttl: float = 30.0, newstack: NewstackShares | None = None) -> None:
         self._engine = engine
         self._t = tables
         self.config = config
         self._cache = TTLCache(ttl)
         #: the new stack's metadata database, for links created there
-        self._newstack = newstack_engine
+        self._newstack = newstack
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LegacyDirectory:
@@ -101,7 +101,7 @@ class LegacyDirectory:
                 f"the proxy cannot read the ownCloud tables ({tables.prefix}*): "
                 f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
         return cls(engine, tables, config, ttl=float(settings.proxy.lookup_cache_seconds),
-                   newstack_engine=_newstack_engine(settings))
+                   newstack=NewstackShares(_newstack_url(settings)))
 
     @property
     def secret(self) -> str:
@@ -114,7 +114,7 @@ class LegacyDirectory:
     def close(self) -> None:
         self._engine.dispose()
         if self._newstack is not None:
-            self._newstack.dispose()
+            self._newstack.close()
 
     def forget(self) -> None:
         self._cache.clear()
@@ -123,10 +123,13 @@ class LegacyDirectory:
 
     def cached(self, q: Queries) -> Lookups | None:
         """The answers if every one is in the cache (no I/O: safe on the event loop)."""
-        values = [self._cache.get(key) for key in _keys(q)]
-        if any(v is _MISSING for v in values):
-            return None
-        return _lookups(q, dict(zip(_keys(q), values, strict=True)))
+        answers: dict[object, object] = {}
+        for key in _keys(q):
+            value = self._cache.get(key)
+            if value is _MISSING:
+                return None
+            answers[key] = value
+        return _lookups(q, answers)
 
     def resolve(self, q: Queries) -> Lookups:
         """Answer `q`, from the cache or the database (blocking: run it in a thread)."""
@@ -151,6 +154,8 @@ class LegacyDirectory:
             row = conn.execute(sa.select(t.c.uid, t.c.login_name)
                                .where(t.c.token == key[1])).first()
             return None if row is None else (str(row[0]), str(row[1]))
+        if kind == "oidc-email":
+            return self._accounts_by_email(conn, key[1])
         if kind == "bearer":
             o = self._t.oauth2_access_tokens
             found = conn.execute(sa.select(o.c.user_id).where(o.c.token == key[1])).scalar()
@@ -160,7 +165,7 @@ class LegacyDirectory:
             found = conn.execute(sa.select(s.c.uid_owner).where(
                 s.c.token == key[1], s.c.share_type == SHARE_TYPE_LINK).limit(1)).scalar()
             if found is None and self._newstack is not None:
-                found = _newstack_link_owner(self._newstack, key[1])
+                found = self._newstack.link_owner(key[1])
             return None if found is None else str(found)
         raise ValueError(f"unknown lookup {kind!r}")
 
@@ -182,10 +187,18 @@ class LegacyDirectory:
         return None if found is None else str(found)
 
     def _uids_by_email(self, conn: Connection, email: str) -> tuple[str, ...]:
-        """AccountMapper::getByEmail: LOWER(email) = LOWER(?)."""
+        """A login by e-mail (User\\Session::logClientIn): a name with an @, unless
+        strict_login_enforced."""
         if self.config.strict_login_enforced:
             return ()
-        if not email.strip(_PHP_TRIM) or "\0" in email or "@" not in email or len(email) > 255:
+        if "@" not in email:
+            return ()
+        return self._accounts_by_email(conn, email)
+
+    def _accounts_by_email(self, conn: Connection, email: str) -> tuple[str, ...]:
+        """AccountMapper::getByEmail: LOWER(email) = LOWER(?); two are enough to know the
+        e-mail does not name one account."""
+        if not email.strip(_PHP_TRIM) or "\0" in email or len(email) > 255:
             return ()
         a = self._t.accounts
         return tuple(sorted(str(uid) for uid in conn.scalars(
@@ -199,26 +212,77 @@ _NEW_SHARES: Final = sa.table("shares", sa.column("uid_owner"), sa.column("token
                               sa.column("share_type"))
 
 
-def _newstack_engine(settings: Settings) -> Engine | None:
-    """The new stack's metadata database (newstack.metadata_url, else metadata.db in
-    newstack.data_dir, as newstack/service.py opens it), when there is one to read: a SQLite
-    file that does not exist means no new stack ran here, so no link was made on it."""
-    url = settings.newstack.metadata_url or (
+def _newstack_url(settings: Settings) -> str:
+    """newstack.metadata_url, else metadata.db in newstack.data_dir, as newstack/service.py
+    opens it."""
+    return settings.newstack.metadata_url or (
         f"sqlite:///{settings.newstack.data_dir.resolve() / 'metadata.db'}")
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        return None
-    options: dict[str, object] = {"pool_pre_ping": True}
-    if url.startswith("sqlite"):
-        options["connect_args"] = {"timeout": 30, "check_same_thread": False}
-    return sa.create_engine(url, **options)
 
 
-def _newstack_link_owner(engine: Engine, token: str) -> str | None:
-    s = _NEW_SHARES
-    with engine.connect() as conn:
-        found = conn.execute(sa.select(s.c.uid_owner).where(
-            s.c.token == token, s.c.share_type == SHARE_TYPE_LINK).limit(1)).scalar()
-    return None if found is None else str(found)
+class NewstackShares:
+    """The new stack's `shares` table, read for link tokens unknown to ownCloud 10.
+
+    Opened at the first lookup, not at start: the new stack may start after the proxy (a SQLite
+    file that does not exist yet means no link was made there, and nothing is created). A
+    SQLite file that appears, or is replaced, is opened anew; after a failed query the next
+    lookup connects afresh.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._path = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+        self._engine: Engine | None = None
+        #: (device, inode) of the SQLite file the engine was opened on
+        self._file: tuple[int, int] | None = None
+        self._lock = threading.Lock()
+
+    def link_owner(self, token: str) -> str | None:
+        """Blocking: the owner of the public link `token` made on the new stack, else None."""
+        engine = self._open()
+        if engine is None:
+            return None
+        s = _NEW_SHARES
+        try:
+            with engine.connect() as conn:
+                found = conn.execute(sa.select(s.c.uid_owner).where(
+                    s.c.token == token, s.c.share_type == SHARE_TYPE_LINK).limit(1)).scalar()
+        except sa.exc.SQLAlchemyError:
+            self._drop(engine)  # not cached by the caller: the next lookup asks again
+            raise
+        return None if found is None else str(found)
+
+    def _open(self) -> Engine | None:
+        with self._lock:
+            if self._path is not None:
+                try:
+                    stat = self._path.stat()
+                except OSError:  # not there (yet, or any more): no link was made on it
+                    self._close_locked()
+                    return None
+                if self._engine is not None and self._file != (stat.st_dev, stat.st_ino):
+                    self._close_locked()  # a new file in its place: the old one is gone
+                self._file = (stat.st_dev, stat.st_ino)
+            if self._engine is None:
+                options: dict[str, object] = {"pool_pre_ping": True}
+                if self.url.startswith("sqlite"):
+                    options["connect_args"] = {"timeout": 30, "check_same_thread": False}
+                self._engine = sa.create_engine(self.url, **options)
+            return self._engine
+
+    def _drop(self, engine: Engine) -> None:
+        with self._lock:
+            if self._engine is engine:
+                self._close_locked()
+
+    def _close_locked(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+        self._engine = None
+        self._file = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_locked()
 
 
 def _keys(q: Queries) -> list[tuple[str, str]]:
@@ -233,6 +297,8 @@ def _keys(q: Queries) -> list[tuple[str, str]]:
         keys.append(("bearer", q.bearer))
     if q.link_token is not None:
         keys.append(("link", q.link_token))
+    if q.oidc_email is not None:
+        keys.append(("oidc-email", q.oidc_email))
     return keys
 
 
@@ -250,6 +316,8 @@ def _lookups(q: Queries, answers: dict[object, object]) -> Lookups:
         app_token_uid = row[0] if isinstance(row, tuple) else None
     bearer = answers.get(("bearer", q.bearer)) if q.bearer is not None else None
     link = answers.get(("link", q.link_token)) if q.link_token is not None else None
+    emails = answers.get(("oidc-email", q.oidc_email)) if q.oidc_email is not None else None
     return Lookups(login=login, app_token_uid=app_token_uid,
                    bearer_uid=bearer if isinstance(bearer, str) else None,
-                   link_owner=link if isinstance(link, str) else None)
+                   link_owner=link if isinstance(link, str) else None,
+                   oidc_email_uids=emails if isinstance(emails, tuple) else ())

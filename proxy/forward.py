@@ -35,6 +35,7 @@ _HOP_BY_HOP_BYTES: Final = frozenset(h.encode("ascii") for h in HOP_BY_HOP)
 _FORWARDED: Final = frozenset({
     "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
     "x-real-ip", "forwarded"})
+_FORWARDED_BYTES: Final = frozenset(h.encode("ascii") for h in _FORWARDED)
 #: headers aiohttp adds on its own unless told not to
 _AUTO: Final = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 CHUNK: Final = 256 * 1024
@@ -161,26 +162,94 @@ def request_target(scope: Scope) -> str:
     return _ascii(raw_path) + ("?" + _ascii(query) if query else "")
 
 
-def request_head(method: str, request_target: str, headers: CIMultiDict[str], *,
-                 chunked: bool, expect: bool) -> bytes:
-    """The request line and headers (latin-1 both ways: the client's bytes, unchanged)."""
-    lines = [f"{method} {request_target} HTTP/1.1\r\n"]
-    lines.extend(f"{name}: {value}\r\n" for name, value in headers.items())
-    if chunked:
-        lines.append("transfer-encoding: chunked\r\n")
+@dataclass(frozen=True, slots=True)
+class UpstreamHead:
+    """The request head for the backend and what it says about the body."""
+
+    head: bytes
+    #: the first Content-Length, stripped ("" when none, or dropped for rechunking)
+    length: str
+    #: the client's body arrives chunked and goes on chunked, without Content-Length
+    rechunk: bool
+    #: the client sent `Expect: 100-continue`
+    expect: bool
+
+
+def upstream_head(scope: Scope, method: str, *, prefix: bool) -> UpstreamHead:
+    """What request_headers and request_head make, in one pass over the raw headers (this
+    runs for every request). `prefix`: the body was read already and is sent as it is."""
+    raw: list[tuple[bytes, bytes]] = scope["headers"]
+    kept: list[tuple[bytes, bytes]] = []
+    connection_named: set[bytes] | None = None
+    expect = chunked_in = False
+    host = b""
+    length = ""
+    for name, value in raw:
+        name = name.lower()
+        if name in _HOP_BY_HOP_BYTES or name in _FORWARDED_BYTES:
+            if name == b"connection":
+                tokens = {t.strip().lower().encode("latin-1")
+                          for t in value.decode("latin-1").split(",")}
+                connection_named = tokens | (connection_named or set())
+            elif name == b"transfer-encoding":
+                chunked_in = True
+            continue
+        if name == b"expect":
+            expect = value.decode("latin-1").strip().lower() == "100-continue"
+            continue
+        if name == b"host":
+            host = value
+        elif name == b"content-length" and not length:
+            length = value.decode("latin-1").strip() or " "
+        kept.append((name, value))
+    if connection_named:
+        kept = [(n, v) for n, v in kept if n not in connection_named]
+        if b"host" in connection_named:
+            host = b""
+        if b"content-length" in connection_named:
+            length = ""
+        if b"expect" in connection_named:
+            expect = False
+    rechunk = not prefix and chunked_in
+    if rechunk:
+        kept = [(n, v) for n, v in kept if n != b"content-length"]
+        length = ""
+    length = length.strip()
+    parts = [f"{method} {request_target(scope)} HTTP/1.1\r\n".encode("latin-1")]
+    for name, value in kept:
+        parts += (name, b": ", value, b"\r\n")
+    if not host:
+        server = scope.get("server") or ("localhost", 80)
+        host = f"{server[0]}:{server[1]}".encode("latin-1")
+        parts += (b"host: ", host, b"\r\n")
+    client = scope.get("client")
+    if client:
+        parts += (b"x-forwarded-for: ", str(client[0]).encode("latin-1"), b"\r\n")
+    parts += (b"x-forwarded-proto: ", str(scope.get("scheme", "http")).encode("latin-1"),
+              b"\r\nx-forwarded-host: ", host, b"\r\n")
+    has_body = prefix or rechunk or length not in ("", "0")
+    expect = expect and has_body
+    if rechunk:
+        parts.append(b"transfer-encoding: chunked\r\n")
     if expect:
-        lines.append("expect: 100-continue\r\n")
-    lines.append("\r\n")
-    return "".join(lines).encode("latin-1")
+        parts.append(b"expect: 100-continue\r\n")
+    parts.append(b"\r\n")
+    return UpstreamHead(b"".join(parts), length, rechunk, expect)
 
 
 def response_headers(raw: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    lowered = [(n.lower(), v) for n, v in raw]
-    dropped = _HOP_BY_HOP_BYTES
-    for name, value in lowered:
-        if name == b"connection":
-            dropped = dropped | {t.strip().lower() for t in value.split(b",")}
-    return [(n, v) for n, v in lowered if n not in dropped]
+    out: list[tuple[bytes, bytes]] = []
+    connection_named: set[bytes] = set()
+    for name, value in raw:
+        name = name.lower()
+        if name in _HOP_BY_HOP_BYTES:
+            if name == b"connection":
+                connection_named.update(t.strip().lower() for t in value.split(b","))
+            continue
+        out.append((name, value))
+    if connection_named:
+        return [(n, v) for n, v in out if n not in connection_named]
+    return out
 
 
 async def send_answer(send: Send, answer: ProxyAnswer, exchange: Exchange) -> None:
@@ -197,16 +266,11 @@ async def forward(backend: Backend, scope: Scope, receive: Receive, send: Send,
                   ) -> None:
     """Forward one request to `backend`; `prefix` is a body already read from the client (a
     small login form) and sent instead; `extra_headers(status)` adds response headers."""
-    headers, expect = request_headers(scope)
     method: str = scope["method"]
-    rechunk = prefix is None and any(n.lower() == b"transfer-encoding"
-                                     for n, _ in scope["headers"])
-    if rechunk:
-        headers.popall("content-length", None)
-    length = headers.get("content-length", "").strip()
+    upstream = upstream_head(scope, method, prefix=prefix is not None)
+    head, length, rechunk, expect = (upstream.head, upstream.length, upstream.rechunk,
+                                     upstream.expect)
     has_body = prefix is not None or rechunk or length not in ("", "0")
-    expect = expect and has_body
-    head = request_head(method, request_target(scope), headers, chunked=rechunk, expect=expect)
     pool = backend.pool
     loop = asyncio.get_running_loop()
     started = loop.time()

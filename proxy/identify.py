@@ -22,6 +22,10 @@ from bridge.oc10.tokens import login_matches_token, token_hash
 
 #: the routing cookie the proxy signs and sets
 COOKIE_NAME: Final = "ocbridge_route"
+_COOKIE_NAME_BYTES: Final = COOKIE_NAME.encode("ascii")
+#: cookies whose signature checked out: (key, value) -> (uid, expires)
+_VERIFIED: dict[tuple[bytes, str], tuple[str, int]] = {}
+VERIFIED_CACHE_SIZE: Final = 10_000
 _COOKIE_VERSION: Final = "v1"
 #: longer Authorization headers are refused (431): no real credential comes near it
 MAX_AUTHORIZATION: Final = 8192
@@ -31,10 +35,21 @@ MAX_UID: Final = 64
 _PHP_TRIM: Final = " \t\n\r\0\x0b"
 
 _DAV_USER = re.compile(r"^/remote\.php/dav/(?:files|uploads|trash-bin)/([^/]+)")
+#: an avatar's owner: core's avatar/{userId}/{size} route (with or without index.php: pretty
+#: URLs) and the dav app's avatars/<uid>/<size>.<ext>; avatar/tmp, avatar/cropped and POST or
+#: DELETE avatar/ are the requester's own and have no owner segment
+_AVATAR_INDEX = re.compile(r"^(?:/index\.php)?/avatar/([^/]+)/[^/]+/?$")
+_AVATAR_DAV = re.compile(r"^/remote\.php/dav/avatars/([^/]+)(?:/|$)")
 _PUBLIC_FILES = re.compile(r"^/remote\.php/dav/public-files/([^/]+)")
 _SHARE_PAGE = re.compile(r"^(?:/index\.php)?/s/([^/]+)")
 _PUBLIC_WEBDAV = re.compile(r"^/public\.php/(?:webdav|dav)(?:/|$)")
 _LOGIN_FORM = re.compile(r"^(?:/index\.php)?/login/?$")
+_SLASHES = re.compile(r"/{2,}")
+#: what each pattern above starts with, tested first (str.startswith costs far less)
+_DAV_PREFIX: Final = "/remote.php/dav/"
+_SHARE_PREFIXES: Final = ("/s/", "/index.php/s/")
+_PUBLIC_PREFIX: Final = "/public.php/"
+_AVATAR_PREFIXES: Final = ("/avatar/", "/index.php/avatar/")
 
 
 @dataclass(frozen=True)
@@ -104,12 +119,22 @@ class Claims:
     refusal: Refusal | None = None
     #: a credential that could not be read (bad base64, not UTF-8, …): the backend answers it
     unreadable: str | None = None
+    #: the uid whose avatar the path names (not an identity source: route.py weighs it)
+    avatar_owner: str | None = None
 
 
 def read_claims(facts: RequestFacts, cookie_key: bytes, now: float) -> Claims:
     """Parse what the request says about its user; never raises on hostile input."""
-    path = _clean_path(facts.raw_path)
-    authorizations = [v for k, v in facts.headers if k.lower() == b"authorization"]
+    # one pass over the headers and prefix tests before any pattern: this runs for every
+    # request, and its cost is part of the proxy's CPU per request (bench/proxy)
+    authorizations: list[bytes] = []
+    cookies: list[bytes] = []
+    for name, value in facts.headers:
+        lowered = name.lower()
+        if lowered == b"authorization":
+            authorizations.append(value)
+        elif lowered == b"cookie":
+            cookies.append(value)
     if len(authorizations) > 1:
         # servers disagree on which one counts: never route by one and authenticate by another
         return Claims(refusal=Refusal(400, "More than one Authorization header"))
@@ -119,17 +144,27 @@ def read_claims(facts: RequestFacts, cookie_key: bytes, now: float) -> Claims:
     unreadable: str | None = None
     if authorizations:
         credential, unreadable = _credential(authorizations[0])
-    claims = Claims(cookie_uid=_cookie_uid(facts.headers, cookie_key, now), unreadable=unreadable)
+    cookie_uid = _cookie_uid(cookies, cookie_key, now) if cookies else None
+    path = _clean_path(facts.raw_path)
     if path is None:
-        return replace(claims, credential=credential)
-    link = _link_token(path, credential)
+        return Claims(credential=credential, cookie_uid=cookie_uid, unreadable=unreadable)
+    link = _link_token(path, credential, authorizations[0] if authorizations else None)
     if link is not None:
         # on public-link endpoints Basic carries the link token or 'public' and the link
         # password, never a user's login
-        return replace(claims, link_token=link)
-    match = _DAV_USER.match(path)
-    path_uid = _segment(match.group(1)) if match else None
-    return replace(claims, credential=credential, path_uid=path_uid)
+        return Claims(cookie_uid=cookie_uid, link_token=link,
+                      unreadable=unreadable if credential is not None else None)
+    path_uid: str | None = None
+    avatar_owner: str | None = None
+    if path.startswith(_DAV_PREFIX):
+        match = _DAV_USER.match(path)
+        path_uid = _segment(match.group(1)) if match else None
+        if match is None and (match := _AVATAR_DAV.match(path)) is not None:
+            avatar_owner = _segment(match.group(1))
+    elif path.startswith(_AVATAR_PREFIXES) and (match := _AVATAR_INDEX.match(path)):
+        avatar_owner = _segment(match.group(1))
+    return Claims(credential=credential, cookie_uid=cookie_uid, path_uid=path_uid,
+                  unreadable=unreadable, avatar_owner=avatar_owner)
 
 
 def with_login_form(claims: Claims, login: str | None) -> Claims:
@@ -154,28 +189,52 @@ def _clean_path(raw_path: bytes) -> str | None:
         return None
     if "\0" in text:
         return None
-    return re.sub(r"/{2,}", "/", text)
+    return _SLASHES.sub("/", text) if "//" in text else text
 
 
 def _segment(encoded: str) -> str | None:
     """A percent-decoded path segment, or None if it is not valid UTF-8, has NUL or is long."""
-    try:
-        value = unquote_to_bytes(encoded).decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+    if "%" in encoded:
+        try:
+            value = unquote_to_bytes(encoded).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    else:  # the path was ASCII: nothing to decode
+        value = encoded
     if not value or "\0" in value or len(value) > 255:
         return None
     return value
 
 
-def _link_token(path: str, credential: Credential | None) -> str | None:
-    for pattern in (_PUBLIC_FILES, _SHARE_PAGE):
-        match = pattern.match(path)
-        if match:
-            return _segment(match.group(1))
-    if _PUBLIC_WEBDAV.match(path) and isinstance(credential, BasicLogin):
-        return credential.login
-    return None
+def _link_token(path: str, credential: Credential | None,
+                authorization: bytes | None) -> str | None:
+    if path.startswith(_DAV_PREFIX):
+        match = _PUBLIC_FILES.match(path)
+    elif path.startswith(_SHARE_PREFIXES):
+        match = _SHARE_PAGE.match(path)
+    else:
+        if not path.startswith(_PUBLIC_PREFIX) or not _PUBLIC_WEBDAV.match(path):
+            return None
+        if isinstance(credential, BasicLogin):
+            return credential.login
+        # a link without a password is opened with `<token>:`, which is no login (its
+        # password is empty) but is the link's credential
+        return _basic_user(authorization) if authorization is not None else None
+    return _segment(match.group(1)) if match else None
+
+
+def _basic_user(header: bytes) -> str | None:
+    """The user of a Basic header whatever its password, as Sabre's AbstractBasic reads it
+    for public.php/webdav (a colon is all it needs): there the user is the link token."""
+    try:
+        scheme, _, value = header.decode("ascii").strip().partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (UnicodeDecodeError, binascii.Error, ValueError):
+        return None
+    user, sep, _ = decoded.partition(":")
+    return user if sep and user.strip(_PHP_TRIM) and user != "0" else None
 
 
 def _credential(header: bytes) -> tuple[Credential | None, str | None]:
@@ -228,6 +287,20 @@ def sign_cookie(uid: str, key: bytes, expires: int) -> str:
 
 def verify_cookie(value: str, key: bytes, now: float) -> tuple[str, int] | None:
     """(uid, expires) of a cookie this proxy signed and that has not expired; else None."""
+    # a client sends the same cookie with each request: its signature is checked once (the
+    # value names its uid and expiry for good; the expiry is still checked against `now`)
+    known = _VERIFIED.get((key, value))
+    if known is not None:
+        return known if known[1] > now else None
+    held = _verify_cookie(value, key, now)
+    if held is not None:
+        if len(_VERIFIED) >= VERIFIED_CACHE_SIZE:
+            _VERIFIED.clear()
+        _VERIFIED[(key, value)] = held
+    return held
+
+
+def _verify_cookie(value: str, key: bytes, now: float) -> tuple[str, int] | None:
     parts = value.split(".")
     if len(parts) != 4 or parts[0] != _COOKIE_VERSION or not parts[2].isdecimal():
         return None
@@ -248,20 +321,24 @@ def verify_cookie(value: str, key: bytes, now: float) -> tuple[str, int] | None:
 
 def cookie_values(headers: Sequence[tuple[bytes, bytes]]) -> list[str]:
     """Every value of the routing cookie in the request's Cookie headers."""
+    return _routing_cookies([value for name, value in headers if name.lower() == b"cookie"])
+
+
+def _routing_cookies(cookie_headers: Sequence[bytes]) -> list[str]:
     found = []
-    for name, value in headers:
-        if name.lower() != b"cookie":
+    for value in cookie_headers:
+        if _COOKIE_NAME_BYTES not in value:
             continue
-        text = value.decode("latin-1")
-        for part in text.split(";"):
+        for part in value.decode("latin-1").split(";"):
             key, sep, val = part.strip().partition("=")
             if sep and key == COOKIE_NAME:
                 found.append(val.strip().strip('"'))
     return found
 
 
-def _cookie_uid(headers: Sequence[tuple[bytes, bytes]], key: bytes, now: float) -> str | None:
-    uids = {v[0] for v in (verify_cookie(c, key, now) for c in cookie_values(headers)) if v}
+def _cookie_uid(cookie_headers: Sequence[bytes], key: bytes, now: float) -> str | None:
+    uids = {v[0] for v in (verify_cookie(c, key, now) for c in _routing_cookies(cookie_headers))
+            if v}
     # two valid cookies naming different users: trust neither
     return uids.pop() if len(uids) == 1 else None
 
@@ -285,9 +362,12 @@ class Queries:
     app_token_hash: str | None = field(default=None, repr=False)
     bearer: str | None = field(default=None, repr=False)
     link_token: str | None = None
+    #: the e-mail claim of a verified OIDC token, in the openidconnect app's email mode
+    oidc_email: str | None = None
 
     def __bool__(self) -> bool:
-        return any((self.login, self.app_token_hash, self.bearer, self.link_token))
+        return any((self.login, self.app_token_hash, self.bearer, self.link_token,
+                    self.oidc_email))
 
 
 @dataclass(frozen=True)
@@ -313,6 +393,8 @@ class Lookups:
     link_owner: str | None = None
     #: the uid of a bearer JWT verified against the OIDC issuer's keys (proxy/oidc.py)
     oidc_uid: str | None = None
+    #: the accounts whose e-mail is a verified token's e-mail claim (email mode), at most two
+    oidc_email_uids: tuple[str, ...] = ()
 
 
 def queries(claims: Claims, secret: str) -> Queries:
@@ -333,6 +415,12 @@ def queries(claims: Claims, secret: str) -> Queries:
                    link_token=claims.link_token)
 
 
+def oidc_email_user(uids: Sequence[str]) -> str | None:
+    """The openidconnect app's email mode (UserLookupService::lookupUser): the e-mail must
+    name exactly one account (IUserManager::getByEmail, any case); none or several: no user."""
+    return uids[0] if len(uids) == 1 else None
+
+
 def _encodable(*texts: str) -> bool:
     try:
         for text in texts:
@@ -350,8 +438,8 @@ class Identity:
     that named someone else (logged: the credential wins)."""
 
     uid: str | None
-    #: basic, app-password, email, token, bearer, oidc, login-form, link, cookie, dav-path,
-    #: anonymous (bounded: used as a metric label)
+    #: basic, app-password, email, token, bearer, oidc, oidc-email, login-form, link, cookie,
+    #: dav-path, anonymous (bounded: used as a metric label)
     source: str
     conflicts: tuple[tuple[str, str], ...] = ()
     refusal: Refusal | None = None
@@ -360,6 +448,9 @@ class Identity:
     #: the login also matches another account by e-mail (routed by the uid, as oC10 tries it
     #: first)
     ambiguous: bool = False
+    #: whose avatar the request reads (Claims.avatar_owner): route.py sends it to the new stack
+    #: only if the owner is there too; never the request's user, never a conflict
+    avatar_owner: str | None = None
 
 
 ANONYMOUS: Final = Identity(uid=None, source="anonymous")
@@ -402,6 +493,9 @@ def identify(claims: Claims, lookups: Lookups, *, strict_login: bool = False) ->
         named.append(("token", lookups.app_token_uid))
     elif isinstance(credential, Bearer) and lookups.oidc_uid is not None:
         named.append(("oidc", lookups.oidc_uid))
+    elif isinstance(credential, Bearer) and (
+            email_uid := oidc_email_user(lookups.oidc_email_uids)) is not None:
+        named.append(("oidc-email", email_uid))
     elif isinstance(credential, Bearer) and lookups.bearer_uid is not None:
         named.append(("bearer", lookups.bearer_uid))
     if claims.cookie_uid is not None:
@@ -409,9 +503,11 @@ def identify(claims: Claims, lookups: Lookups, *, strict_login: bool = False) ->
     if claims.path_uid is not None:
         named.append(("dav-path", claims.path_uid))
     if not named:
+        if claims.avatar_owner is not None:
+            return replace(ANONYMOUS, avatar_owner=claims.avatar_owner)
         return ANONYMOUS
     source, uid = named[0]
     conflicts = tuple((s, u) for s, u in named[1:] if u != uid)
     return Identity(uid=uid, source=source, conflicts=conflicts,
                     credential=source not in ("cookie", "dav-path", "link"),
-                    ambiguous=ambiguous)
+                    ambiguous=ambiguous, avatar_owner=claims.avatar_owner)

@@ -59,6 +59,8 @@ def serve(settings: Settings, host: str, port: int, workers: int,
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    # (3.12+; not in mypy's stubs yet) the asyncio task's name is not looked up either
+    setattr(logging, "logAsyncioTasks", False)  # noqa: B010
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

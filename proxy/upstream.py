@@ -62,7 +62,6 @@ class Connection(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._interim = False
         self._final_head = False
-        self._length_known = False
         self._events: deque[Event] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._queued = 0
@@ -106,14 +105,9 @@ class Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._headers = []
         self._final_head = False
-        self._length_known = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
-        lowered = name.lower()
-        if lowered == b"content-length" or (
-                lowered == b"transfer-encoding" and b"chunked" in value.lower()):
-            self._length_known = True
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
@@ -188,7 +182,7 @@ class Connection(asyncio.Protocol):
             if self._reading_paused and self._queued < READ_LOW_WATER and self.transport:
                 self._reading_paused = False
                 self.transport.resume_reading()
-        elif event[0] == LOST and self._final_head and not self._length_known:
+        elif event[0] == LOST and self._final_head and not _length_known(self._headers):
             # a body delimited by the end of the connection: its end, not a failure
             return (END, None)
         return event
@@ -216,6 +210,17 @@ class Connection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+
+def _length_known(headers: list[tuple[bytes, bytes]]) -> bool:
+    """The final head gave the body's length, or chunks it (else the body ends with the
+    connection); looked at only when the connection ends, not for every answer."""
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"content-length" or (
+                lowered == b"transfer-encoding" and b"chunked" in value.lower()):
+            return True
+    return False
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:

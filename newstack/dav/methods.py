@@ -239,7 +239,7 @@ def proppatch(req: Request, target: Target, backend: FilesBackend) -> Response:
                 if value is not None:
                     backend.set_mtime(target.uid, target.path, int(str(value).strip()))
             else:
-                dead[name] = None if value is None else str(value)
+                dead[name] = None if value is None else dav_xml.dead_value_xml(value)
         if dead:
             backend.set_dead_props(target.uid, target.path, dead)
         results = [(name, 200) for name, _ in changes]

@@ -57,6 +57,7 @@ from newstack.backend import (
     User,
     Version,
     WriteResult,
+    filled_node,
 )
 from newstack.legacy import annotations as file_annotations
 from newstack.legacy import locks
@@ -180,6 +181,22 @@ class Oc10Backend:
             if not folder.is_dir:
                 return []
             return [self._node(uid, row) for row in self.cache.children(conn, folder.fileid)]
+
+    def children_many(self, uid: str, paths: Iterable[str]) -> dict[str, list[Node]]:
+        asked = {path: normalize(path) for path in paths}
+        spaths = {normal: join(FILES, normal) if normal else FILES
+                  for normal in set(asked.values())}
+        with self._reading(uid) as conn:
+            folders = self.cache.get_many(conn, self._storage(conn, uid), list(spaths.values()))
+            rows = self.cache.children_of(
+                conn, [row.fileid for row in folders.values() if row.is_dir])
+        listed: dict[str, list[Node]] = {}
+        for path, normal in asked.items():
+            folder = folders.get(spaths[normal])
+            if folder is not None:
+                listed[path] = ([self._node(uid, row) for row in rows[folder.fileid]]
+                                if folder.is_dir else [])
+        return listed
 
     def by_id(self, uid: str, fileid: int) -> Node:
         with self._reading(uid) as conn:
@@ -670,11 +687,22 @@ class Oc10Backend:
         with self._reading(uid) as conn:
             row = self._file_by_id(conn, uid, fileid)
             found = self._version_rows(conn, row.storage, row)
-        return sorted(
-            (Version(fileid=row.fileid, version_id=vid, size=v.size, etag=v.etag,
-                     mimetype=row.mimetype, checksum=v.checksum)
-             for v, vid in ((v, _version_id(v)) for v in found)),
-            key=lambda v: v.version_id, reverse=True)
+        return _versions(row, found)
+
+    def versions_many(self, uid: str, fileids: Iterable[int]) -> dict[int, list[Version]]:
+        with self._reading(uid) as conn:
+            storage = self._storage(conn, uid)
+            files = [row for row in self.cache.by_ids(conn, sorted(set(fileids)))
+                     if row.storage == storage and _in_files(row.path) and not row.is_dir]
+            folders = self.cache.get_many(conn, storage,
+                                          sorted({_versions_dir(row.path) for row in files}))
+            kept = self.cache.children_of(conn, [folder.fileid for folder in folders.values()])
+        found: dict[int, list[Version]] = {}
+        for row in files:
+            folder = folders.get(_versions_dir(row.path))
+            found[row.fileid] = _versions(
+                row, _versions_in(row, kept[folder.fileid]) if folder is not None else [])
+        return found
 
     def read_version(self, uid: str, fileid: int, version_id: int) -> Iterator[bytes]:
         with self._reading(uid) as conn:
@@ -714,9 +742,7 @@ class Oc10Backend:
         folder = self.cache.get(conn, storage, _versions_dir(row.path))
         if folder is None:
             return []
-        return [v for v in self.cache.children(conn, folder.fileid)
-                if not v.is_dir and (p := parse_version_name(v.name)) is not None
-                and p[0] == row.name]
+        return _versions_in(row, self.cache.children(conn, folder.fileid))
 
     def _version_row(self, conn: Connection, row: Row, version_id: int) -> Row:
         folder = _versions_dir(row.path)
@@ -1019,9 +1045,8 @@ class Oc10Backend:
         permissions = row.permissions & READ_ONLY_MASK if self.read_only else row.permissions
         # the files root is '' for clients, whatever its row's name ('files')
         name = "" if row.path == FILES else row.name
-        return Node(fileid=row.fileid, owner=uid, path=_user_path(row.path), name=name,
-                    is_dir=row.is_dir, size=row.size, mtime=row.mtime, etag=row.etag,
-                    permissions=permissions, mimetype=row.mimetype, checksum=row.checksum)
+        return filled_node(row.fileid, uid, _user_path(row.path), name, row.is_dir, row.size,
+                           row.mtime, row.etag, permissions, row.mimetype, row.checksum)
 
     def _propagate(self, conn: Connection, storage: int, changes: dict[str, int], now: float,
                    mtime: int | None = None) -> None:
@@ -1108,6 +1133,22 @@ def _versions_path(spath: str) -> str:
 def _versions_dir(spath: str) -> str:
     """The files_versions folder holding the versions of the file at `spath`."""
     return _versions_path(parent_of(spath))
+
+
+def _versions_in(row: Row, in_folder: list[Row]) -> list[Row]:
+    """The version rows of file `row` among the rows of its files_versions folder."""
+    return [v for v in in_folder
+            if not v.is_dir and (p := parse_version_name(v.name)) is not None
+            and p[0] == row.name]
+
+
+def _versions(row: Row, found: list[Row]) -> list[Version]:
+    """Version values of file `row` from its version rows, newest first."""
+    return sorted(
+        (Version(fileid=row.fileid, version_id=vid, size=v.size, etag=v.etag,
+                 mimetype=row.mimetype, checksum=v.checksum)
+         for v, vid in ((v, _version_id(v)) for v in found)),
+        key=lambda v: v.version_id, reverse=True)
 
 
 def _version_id(row: Row) -> int:

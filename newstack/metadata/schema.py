@@ -126,7 +126,8 @@ nodes = Table(
     # given explicitly: migrated nodes keep their oC10 fileid, new ones come from fileid_alloc
     Column("fileid", BIGINT, primary_key=True, autoincrement=False),
     Column("owner", UID, ForeignKey("users.uid", ondelete="CASCADE"), nullable=False),
-    #: 'files' (what clients see) or 'trash'
+    #: 'files' (what clients see), 'trash', or 'parked' (only during a catch-up pass:
+    #: migrate/delta.py PARKED_AREA)
     Column("area", String(8), nullable=False),
     #: relative to the area root, no leading '/', '' = the area root
     Column("path", Text, nullable=False),

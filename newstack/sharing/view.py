@@ -426,6 +426,19 @@ class SharingBackend:
             listed.append(self._shown(source, mount_place, target, listed=True))
         return listed
 
+    def children_many(self, uid: str, paths: Iterable[str]) -> dict[str, list[Node]]:
+        asked = list(paths)
+        if not self.mounts(uid):
+            return self.inner.children_many(uid, asked)
+        # mount points and shared folders change listings: each one as `children` gives it
+        listed: dict[str, list[Node]] = {}
+        for path in asked:
+            try:
+                listed[path] = self.children(uid, path)
+            except NotFoundError:
+                continue
+        return listed
+
     def by_id(self, uid: str, fileid: int) -> Node:
         try:
             return self._with_mounts(uid, self.inner.by_id(uid, fileid), self.mounts(uid))
@@ -838,6 +851,18 @@ class SharingBackend:
     def versions(self, uid: str, fileid: int) -> list[Version]:
         owner, _node = self._file_owner(uid, fileid)
         return self.inner.versions(owner, fileid)
+
+    def versions_many(self, uid: str, fileids: Iterable[int]) -> dict[int, list[Version]]:
+        asked = list(fileids)
+        found = self.inner.versions_many(uid, asked)
+        if self.mounts(uid):  # files shared with the user: through their owners, one by one
+            for fileid in asked:
+                if fileid not in found:
+                    try:
+                        found[fileid] = self.versions(uid, fileid)
+                    except NotFoundError:
+                        continue
+        return found
 
     def read_version(self, uid: str, fileid: int, version_id: int) -> Iterator[bytes]:
         owner, _node = self._file_owner(uid, fileid)

@@ -32,7 +32,6 @@ from newstack.storage.base import (
     check_link_mode,
     check_range,
     iter_chunks,
-    open_regular_file,
     size_mismatch,
 )
 
@@ -122,14 +121,63 @@ class PosixDriver:
     ) -> BlobInfo:
         check_blob_id(blob_id)
         check_link_mode(mode)
-        with open_regular_file(path) as source:
+        origin = str(path)
+        fd = _open_source(path)
+        try:
+            # one fstat answers "regular file?", "same filesystem?" and the size of a link
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise StorageError(errno.EINVAL, "can only import a regular file", origin)
+            same_filesystem = st.st_dev == self._device
+            if (not checksums and same_filesystem
+                    and (mode == "hardlink" or (mode == "auto" and self._reflink_refused))):
+                linked = self._link_unread(blob_id, fd, st.st_size, origin, mode)
+                if linked is not None:
+                    os.close(fd)
+                    return linked
+            source = os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+        with source:
             if mode != "auto":
-                return self._import(blob_id, source, mode, str(path), checksums)
-            same_filesystem = os.fstat(source.fileno()).st_dev == self._device
+                return self._import(blob_id, source, mode, origin, checksums)
             methods: tuple[LinkMethod, ...] = (
                 ("reflink", "hardlink", "copy") if same_filesystem else ("copy",)
             )
-            return self._import_first(blob_id, source, methods, str(path), checksums)
+            return self._import_first(blob_id, source, methods, origin, checksums)
+
+    def _link_unread(self, blob_id: str, fd: int, size: int, origin: str, mode: LinkMode
+                     ) -> BlobInfo | None:
+        """The bulk import's common case on one filesystem without reflinks: hardlink the open
+        source straight to the blob's free name, no byte read. None when the general path has
+        to decide instead: the name is taken (replaced there by temp name and rename), or
+        "auto" meets a refusal (the general path tries again and copies)."""
+        if not self._proc_fds:
+            return None  # the general path says why a hardlink cannot be made
+        padded = blob_id.ljust(4, "_")
+        deferred = self._deferred
+        leaf = -1
+        try:
+            if deferred is None:
+                leaf = self._open_leaf(blob_id, create=True)
+            else:
+                leaf = self._deferred_dir(deferred, padded[:2] + "/" + padded[2:4],
+                                          lambda: self._open_leaf(blob_id, create=True))
+            # the inode opened and checked, not whatever the path names by now
+            os.link(f"/proc/self/fd/{fd}", blob_id, dst_dir_fd=leaf, follow_symlinks=True)
+            if deferred is None and self._fsync:
+                os.fsync(leaf)
+        except FileExistsError:
+            return None
+        except OSError as exc:
+            if mode == "auto" and exc.errno in _LINK_REFUSED:
+                return None
+            raise _storage_error(exc, blob_id, f"hardlink from {origin}") from exc
+        finally:
+            if deferred is None and leaf >= 0:
+                os.close(leaf)
+        return BlobInfo(size, None, linked_by="hardlink")
 
     def copy(self, src_blob: str, dst_blob: str) -> None:
         check_blob_id(src_blob)
@@ -213,27 +261,29 @@ class PosixDriver:
         for the block, so each blob costs no directory walk. It holds for every write through
         this driver instance meanwhile, so a bulk import uses an instance of its own (as
         `ocbridge migrate` and the cutover do), never a serving process's."""
+        self.start_deferred_sync()
+        try:
+            yield
+        finally:
+            self.end_deferred_sync()()
+
+    def start_deferred_sync(self) -> None:
+        """`deferred_sync()` in two calls, for a caller that makes the batch durable on another
+        thread: this one starts holding back fsyncs ..."""
         with self._deferred_lock:
             if self._deferred is not None:
                 raise RuntimeError("deferred_sync() is already active on this driver")
             self._deferred = _Deferred()
-        try:
-            yield
-        finally:
-            with self._deferred_lock:
-                pending, self._deferred = self._deferred, None
-            try:
-                if self._fsync:
-                    with _os_errors(str(self.root), "syncing blobs"):
-                        if pending.data:
-                            _syncfs(pending.leaves.get("", -1), self.root)
-                        else:
-                            for prefix, fd in pending.leaves.items():
-                                if prefix:
-                                    os.fsync(fd)
-            finally:
-                for fd in pending.leaves.values():
-                    os.close(fd)
+
+    def end_deferred_sync(self) -> PendingSync:
+        """... and this one ends the block and returns what is still to be made durable; the
+        blobs stored in the block are durable once it has been called (on any thread, while
+        later writes go on). Its close() gives up the sync (the batch is abandoned)."""
+        with self._deferred_lock:
+            pending, self._deferred = self._deferred, None
+        if pending is None:
+            raise RuntimeError("deferred_sync() is not active on this driver")
+        return PendingSync(pending, self.root if self._fsync else None)
 
     def _import(
         self, blob_id: str, source: BinaryIO, method: LinkMethod, origin: str,
@@ -375,6 +425,10 @@ class PosixDriver:
             finally:
                 os.close(fd)
             return
+        yield self._deferred_dir(deferred, key, opener)
+
+    def _deferred_dir(self, deferred: _Deferred, key: str, opener: Callable[[], int]) -> int:
+        """The directory fd kept under `key` for a deferred_sync() block, opened on first use."""
         fd = deferred.leaves.get(key, -1)
         if fd < 0:
             fd = opener()
@@ -383,7 +437,7 @@ class PosixDriver:
             if kept != fd:  # another thread opened it meanwhile
                 os.close(fd)
                 fd = kept
-        yield fd
+        return fd
 
     def _open_leaf(self, blob_id: str, create: bool = False) -> int:
         """`_leaf_dir` as a plain fd, which the caller closes."""
@@ -416,6 +470,47 @@ class _Deferred:
     def __init__(self) -> None:
         self.leaves: dict[str, int] = {}
         self.data = False
+
+    def close_all(self) -> None:
+        for fd in self.leaves.values():
+            os.close(fd)
+
+
+class PendingSync:
+    """The fsyncs a deferred_sync() block still owes: call it once to make the block's blobs
+    durable; the block's directory fds are closed either way, by the call or by close()."""
+
+    __slots__ = ("_deferred", "_root", "_lock")
+
+    def __init__(self, deferred: _Deferred | None, root: Path | None) -> None:
+        self._deferred = deferred
+        self._lock = threading.Lock()  # the fds are closed once, whichever thread gets there
+        #: None: the driver does not fsync (tests), only the fds are closed
+        self._root = root
+
+    def __call__(self) -> None:
+        with self._lock:  # taken over: a close() meanwhile finds nothing left to close
+            pending, self._deferred = self._deferred, None
+        if pending is None:
+            return
+        root = self._root
+        try:
+            if root is not None:
+                with _os_errors(str(root), "syncing blobs"):
+                    if pending.data:
+                        _syncfs(pending.leaves.get("", -1), root)
+                    else:
+                        for prefix, fd in pending.leaves.items():
+                            if prefix:
+                                os.fsync(fd)
+        finally:
+            pending.close_all()
+
+    def close(self) -> None:
+        with self._lock:
+            pending, self._deferred = self._deferred, None
+        if pending is not None:
+            pending.close_all()
 
 
 def _syncfs(dir_fd: int, root: Path) -> None:
@@ -486,11 +581,26 @@ def _os_errors(name: str, action: str = "") -> Iterator[None]:
     except StorageError:
         raise
     except OSError as exc:
-        if exc.errno == errno.ENOENT:
-            raise BlobNotFoundError(errno.ENOENT, "blob not found", name) from exc
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise StorageError(
-                errno.ELOOP, "refusing a symlink or non-directory inside the storage root", name
-            ) from exc
-        reason = exc.strerror or str(exc)
-        raise StorageError(exc.errno, f"{action}: {reason}" if action else reason, name) from exc
+        raise _storage_error(exc, name, action) from exc
+
+
+def _storage_error(exc: OSError, name: str, action: str = "") -> StorageError:
+    if exc.errno == errno.ENOENT:
+        return BlobNotFoundError(errno.ENOENT, "blob not found", name)
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        return StorageError(
+            errno.ELOOP, "refusing a symlink or non-directory inside the storage root", name
+        )
+    reason = exc.strerror or str(exc)
+    return StorageError(exc.errno, f"{action}: {reason}" if action else reason, name)
+
+
+def _open_source(path: str | Path) -> int:
+    """A read-only fd of a file to import (`open_regular_file` without the file object, whose
+    creation and close cost more than the link); the caller checks it is a regular file."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StorageError(errno.ELOOP, "refusing to import a symlink", str(path)) from None
+        raise

@@ -27,7 +27,7 @@ from tests.clients.conftest import NewstackServer, require_binary
 from tests.clients.test_sync_clients import journal_entries, local_state, owncloudcmd
 from tests.newstack.legacy.stack import TEST_HASH_COST
 
-#: owns and receives no share: sharing is not on the new stack yet (issue 7)
+#: owns and receives no share (links across a cutover: test_links_cutover.py)
 UID = "dave"
 
 

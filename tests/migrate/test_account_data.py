@@ -184,7 +184,7 @@ def stat_of(size: int, mtime: float) -> os.stat_result:
 @pytest.mark.parametrize(("stored", "size", "mtime", "trusted"), [
     ("SHA1:aa MD5:bb ADLER32:cc", 10, 100.0, True),
     ("SHA1:aa MD5:bb ADLER32:cc", 10, 100.9, True),  # oC10 keeps whole seconds
-    ("", 10, 100.0, False),  # nothing stored: computed
+    ("", 10, 100.0, False),  # nothing stored to trust; a link reads nothing and keeps ''
     ("SHA1:aa MD5:bb ADLER32:cc", 11, 100.0, False),  # grew since the scan
     ("SHA1:aa MD5:bb ADLER32:cc", 10, 101.0, False),  # written since the scan
 ])
@@ -195,7 +195,7 @@ def test_which_stored_checksums_are_trusted(stored: str, size: int, mtime: float
 
 @pytest.mark.parametrize(("size", "linking", "workers", "pooled"), [
     (10, True, 8, False),  # a small link: Python time only, inline
-    (PARALLEL_MIN_SIZE, True, 8, True),  # a big one is read (hashed) on the pool
+    (PARALLEL_MIN_SIZE, True, 8, True),  # big: may be hashed (a checksum not trusted): pool
     (10, False, 8, True),  # every copy waits on the filesystem: pool
     (PARALLEL_MIN_SIZE, False, 1, False),  # one worker: all inline
 ])

@@ -331,7 +331,8 @@ def test_proppatch_favorite_dead_and_protected(server: Server) -> None:
     server.client.put(server.dav("f.txt"), content=b"f")
     body = (b'<?xml version="1.0"?><d:propertyupdate xmlns:d="DAV:" '
             b'xmlns:oc="http://owncloud.org/ns" xmlns:x="urn:example">'
-            b"<d:set><d:prop><oc:favorite>1</oc:favorite><x:colour>blue</x:colour></d:prop>"
+            b"<d:set><d:prop><oc:favorite>1</oc:favorite><x:colour>blue &amp; red</x:colour>"
+            b"</d:prop>"
             b"</d:set></d:propertyupdate>")
     ok = server.client.request("PROPPATCH", server.dav("f.txt"), content=body)
     assert ok.status_code == 207 and b"HTTP/1.1 200 OK" in ok.content
@@ -340,7 +341,9 @@ def test_proppatch_favorite_dead_and_protected(server: Server) -> None:
                                 content=b'<d:propfind xmlns:d="DAV:" xmlns:x="urn:example" '
                                         b'xmlns:oc="http://owncloud.org/ns"><d:prop>'
                                         b"<oc:favorite/><x:colour/></d:prop></d:propfind>")
-    assert b">blue<" in raw.content
+    # text stays text: escaped again on the way out, so the multistatus parses
+    assert b">blue &amp; red<" in raw.content
+    assert ET.fromstring(raw.content).find(".//{urn:example}colour").text == "blue & red"
     assert next(iter(found.values()))[f"{OC}favorite"].text == "1"
     protected = (b'<?xml version="1.0"?><d:propertyupdate xmlns:d="DAV:" '
                  b'xmlns:oc="http://owncloud.org/ns"><d:set><d:prop><oc:fileid>1</oc:fileid>'

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from bridge.config import LegacySettings, Settings
 from fixtures.manifest import Manifest
@@ -131,3 +132,93 @@ def test_without_a_new_stack_database_only_legacy_links_count(tmp_path: Path) ->
         assert not (tmp_path / "never-started" / "metadata.db").exists()  # nothing created
     finally:
         directory.close()
+
+
+def _make_link(settings: Settings, id_: int, token: str, owner: str) -> None:
+    """A public link made on the new stack (its metadata database is created if need be)."""
+    from newstack.metadata.schema import shares
+    from newstack.service import open_newstack
+
+    stack = open_newstack(settings)
+    try:
+        with stack.store.engine.begin() as conn:
+            conn.execute(shares.insert().values(
+                id=id_, share_type=3, token=token, uid_owner=owner, item_type="file",
+                item_source="7", file_source=7, permissions=1))
+    finally:
+        stack.store.engine.dispose()
+
+
+def test_a_new_stack_database_made_after_the_proxy_started_is_found(tmp_path: Path) -> None:
+    import shutil
+
+    from bridge.config import NewstackSettings
+    from tests.newstack.legacy.stack import empty_instance
+
+    manifest = empty_instance(tmp_path / "oc10", {"bob": "pw-1", "carol": "pw-2"})
+    settings = Settings(legacy=LegacySettings(config_php=Path(manifest.config_php)),
+                        newstack=NewstackSettings(data_dir=tmp_path / "new"))
+    directory = LegacyDirectory.from_settings(settings)  # before the new stack ever ran
+    try:
+        assert who(directory, "/s/MadeLaterOnNew1").uid is None
+        assert not (tmp_path / "new" / "metadata.db").exists()  # the lookup created nothing
+        _make_link(settings, 1, "MadeLaterOnNew1", "bob")
+        # the miss above is remembered for lookup_cache_seconds, a link made since is not
+        identity = who(directory, "/s/MadeLaterOnNew2")
+        assert identity.uid is None
+        _make_link(settings, 2, "MadeLaterOnNew2", "bob")
+        directory.forget()
+        for token in ("MadeLaterOnNew1", "MadeLaterOnNew2"):
+            identity = who(directory, f"/s/{token}")
+            assert (identity.uid, identity.source) == ("bob", "link"), token
+        # the database replaced by another (a new stack set up again): the new file is read
+        shutil.rmtree(tmp_path / "new")
+        _make_link(settings, 1, "OnTheSecondFile", "carol")
+        directory.forget()
+        identity = who(directory, "/s/OnTheSecondFile")
+        assert (identity.uid, identity.source) == ("carol", "link")
+        assert who(directory, "/s/MadeLaterOnNew1").uid is None
+    finally:
+        directory.close()
+
+
+def test_a_failing_new_stack_lookup_is_not_remembered(tmp_path: Path) -> None:
+    from bridge.config import NewstackSettings
+    from tests.newstack.legacy.stack import empty_instance
+
+    manifest = empty_instance(tmp_path / "oc10", {"bob": "pw-1"})
+    settings = Settings(legacy=LegacySettings(config_php=Path(manifest.config_php)),
+                        newstack=NewstackSettings(data_dir=tmp_path / "new"))
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "metadata.db").write_bytes(b"not a database at all" * 100)
+    directory = LegacyDirectory.from_settings(settings)
+    try:
+        claims = read_claims(RequestFacts("GET", b"/s/SoonThereToken", []), KEY, 0)
+        wanted = queries(claims, directory.secret)
+        with pytest.raises(sa.exc.SQLAlchemyError):
+            directory.resolve(wanted)  # the proxy answers 503: it cannot tell where to route
+        assert directory.cached(wanted) is None
+        (tmp_path / "new" / "metadata.db").unlink()
+        _make_link(settings, 1, "SoonThereToken", "bob")
+        identity = who(directory, "/s/SoonThereToken")
+        assert (identity.uid, identity.source) == ("bob", "link")
+    finally:
+        directory.close()
+
+
+def test_an_oidc_email_is_looked_up_as_getbyemail(instance: Manifest,
+                                                  directory: LegacyDirectory) -> None:
+    from proxy.identify import Bearer, Claims, Queries
+
+    emails = [u["email"] for u in instance.users if u["email"]]
+    unique = next(u for u in instance.users
+                  if u["email"] and [e.lower() for e in emails].count(u["email"].lower()) == 1)
+    claims = Claims(credential=Bearer("a verified jwt"))
+    for email, uid in ((unique["email"].upper(), unique["uid"]),
+                       ("no-one-has@this.example", None)):
+        wanted = Queries(oidc_email=email)
+        lookups = directory.resolve(wanted)
+        assert directory.cached(wanted) == lookups
+        identity = identify(claims, lookups)
+        assert identity.uid == uid, email
+        assert identity.source == ("oidc-email" if uid else "anonymous")

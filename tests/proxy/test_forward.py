@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import json
+import logging
 import os
 import resource
 import signal
@@ -27,7 +29,7 @@ from bridge.store import BridgeStore
 from newstack.app import NewstackApp, ServerInfo
 from newstack.server import free_port
 from proxy.app import ProxyApp
-from proxy.forward import request_headers, target
+from proxy.forward import request_headers, target, upstream_head
 from proxy.identify import COOKIE_NAME
 from proxy.server import uvicorn_config
 from tests.clients.conftest import NewstackServer
@@ -170,6 +172,34 @@ def test_routing_cookie_is_set_signed_and_followed(env: Env) -> None:
         refused = wrong.request("PROPFIND", dav("bob"), headers={"Depth": "0"})
         assert refused.status_code == 401
         assert "set-cookie" not in refused.headers
+
+
+def test_each_request_gets_one_access_log_line(env: Env,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    env.flip("bob", "new")
+    caplog.set_level(logging.INFO, logger="ocbridge.proxy.access")
+    with env.client("bob") as bob:
+        assert bob.get(dav("bob", "nothing-here.txt")).status_code == 404
+    assert httpx.get(env.proxy + "/s/SecretLinkToken1/download", timeout=30).status_code >= 400
+
+    def lines() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name == "ocbridge.proxy.access"]
+
+    deadline = time.monotonic() + 5  # written just after the answer left
+    while len(lines()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    records = lines()
+    assert len(records) == 2
+    first, second = (json.loads(r.getMessage()) for r in records)
+    assert {k: first[k] for k in ("method", "path", "status", "stack", "source", "uid",
+                                  "write", "bytes_in")} == {
+        "method": "GET", "path": dav("bob", "nothing-here.txt"), "status": 404,
+        "stack": "new", "source": "basic", "uid": "bob", "write": False, "bytes_in": 0}
+    assert first["bytes_out"] > 0 and first["ms"] >= first["upstream_ms"] >= 0
+    # the link token is no secret of the log's; the line is UTF-8, not \u-escaped
+    assert second["path"] == "/s/…/download" and second["uid"] is None
+    assert "…" in records[1].getMessage() and "SecretLinkToken1" not in records[1].getMessage()
+    assert (records[0].levelno, records[0].funcName) == (logging.INFO, "_done")
 
 
 def test_frozen_writes_get_423_and_reads_continue(env: Env) -> None:
@@ -377,6 +407,63 @@ def test_forwarded_headers_are_the_proxys_own() -> None:
         assert kept in headers, kept
     assert str(target("http://backend:8300", scope)) == (
         "http://backend:8300/remote.php/webdav/a%20b%C3%A9?x=%20")
+
+
+def _head_scope(method: str, *headers: tuple[bytes, bytes]) -> dict[str, object]:
+    return {"type": "http", "method": method, "scheme": "http", "client": ("192.0.2.7", 5555),
+            "server": ("10.0.0.1", 8080), "path": "/remote.php/dav/files/bob/a b",
+            "raw_path": b"/remote.php/dav/files/bob/a%20b\xc3\xa9", "query_string": b"",
+            "headers": list(headers)}
+
+
+def _tail(host: bytes = b"h", *, added: bool = False) -> bytes:
+    """The proxy's own headers; `added`: the client sent no Host, the server's is used."""
+    return ((b"host: " + host + b"\r\n" if added else b"")
+            + b"x-forwarded-for: 192.0.2.7\r\nx-forwarded-proto: http\r\n"
+            + b"x-forwarded-host: " + host + b"\r\n")
+
+
+_TAIL = _tail()
+_SERVER_HOST = _tail(b"10.0.0.1:8080", added=True)
+
+
+@pytest.mark.parametrize(("method", "headers", "prefix", "lines", "tail", "length", "rechunk",
+                          "expect"), [
+    # the client's headers in their order, names lower-cased; the proxy's own at the end
+    ("GET", [(b"Host", b"h"), (b"Authorization", b"Basic eDp5"), (b"X-Forwarded-For", b"1")],
+     False, [b"host: h", b"authorization: Basic eDp5"], _TAIL, "", False, False),
+    # no Host: the server's address stands in
+    ("GET", [(b"accept", b"*/*")], False, [b"accept: */*"], _SERVER_HOST, "", False, False),
+    ("PUT", [(b"host", b"h"), (b"content-length", b" 5 "), (b"expect", b"100-Continue")],
+     False, [b"host: h", b"content-length:  5 "], _TAIL + b"expect: 100-continue\r\n", "5",
+     False, True),
+    # Expect without a body is not passed on
+    ("PUT", [(b"host", b"h"), (b"content-length", b"0"), (b"expect", b"100-continue")],
+     False, [b"host: h", b"content-length: 0"], _TAIL, "0", False, False),
+    # a chunked upload goes on chunked, without any Content-Length
+    ("PUT", [(b"host", b"h"), (b"transfer-encoding", b"chunked"), (b"content-length", b"9")],
+     False, [b"host: h"], _TAIL + b"transfer-encoding: chunked\r\n", "", True, False),
+    # ... unless its body was read already (a login form): then it goes as it came
+    ("POST", [(b"host", b"h"), (b"content-length", b"9")], True,
+     [b"host: h", b"content-length: 9"], _TAIL, "9", False, False),
+    # what Connection names is hop-by-hop too, whichever comes first
+    ("PUT", [(b"host", b"h"), (b"x-hop", b"1"), (b"content-length", b"3"),
+             (b"expect", b"100-continue"), (b"connection", b"X-Hop, content-length, expect")],
+     False, [b"host: h"], _TAIL, "", False, False),
+    ("GET", [(b"connection", b"host"), (b"host", b"h")], False, [], _SERVER_HOST, "", False,
+     False),
+    # the first Content-Length counts
+    ("PUT", [(b"host", b"h"), (b"content-length", b""), (b"content-length", b"7")], False,
+     [b"host: h", b"content-length: ", b"content-length: 7"], _TAIL, "", False, False),
+])
+def test_the_upstream_request_head(method: str, headers: list[tuple[bytes, bytes]],
+                                   prefix: bool, lines: list[bytes], tail: bytes, length: str,
+                                   rechunk: bool, expect: bool) -> None:
+    head = upstream_head(_head_scope(method, *headers), method, prefix=prefix)
+    start = f"{method} /remote.php/dav/files/bob/a%20b%C3%A9 HTTP/1.1\r\n".encode()
+    expected = start + b"".join(line + b"\r\n" for line in lines) + tail + b"\r\n"
+    assert head.head == expected
+    assert (head.length, head.rechunk, head.expect) == (length, rechunk, expect)
 
 
 def test_the_proxy_command_serves_with_several_workers(tmp_path: Path) -> None:

@@ -87,6 +87,18 @@ def claims_of(*headers: tuple[bytes, bytes], path: str | bytes = "/remote.php/we
     ([(b"authorization", basic("public", "linkpw"))], "/remote.php/dav/public-files/TOK/a",
      Claims(link_token="TOK")),
     ([], "/public.php/webdav/", Claims()),
+    # a link without a password: `<token>:` is no login, but it is the link's credential
+    ([(b"authorization", basic("AbCdEfGhIjKlMnO", ""))], "/public.php/webdav/x",
+     Claims(link_token="AbCdEfGhIjKlMnO")),
+    ([(b"authorization", basic("AbCdEfGhIjKlMnO", ""))], "/public.php/dav",
+     Claims(link_token="AbCdEfGhIjKlMnO")),
+    ([(b"authorization", basic("", ""))], "/public.php/webdav/",
+     Claims(unreadable="basic-empty")),
+    ([(b"authorization", b"Basic " + base64.b64encode(b"no-colon"))], "/public.php/webdav/",
+     Claims(unreadable="basic-empty")),
+    # elsewhere an empty password is still no credential
+    ([(b"authorization", basic("alice", ""))], "/remote.php/webdav/",
+     Claims(unreadable="basic-empty")),
     # private links follow the signed-in user: no claim of their own
     ([], "/f/123", Claims()),
     ([], "/index.php/f/123", Claims()),
@@ -302,3 +314,49 @@ def test_secrets_are_not_in_reprs() -> None:
     assert "hunter2" not in text
     assert "SECRETTOKEN" not in repr(Bearer("SECRETTOKEN"))
     assert "SECRETTOKEN" not in repr(AppToken("SECRETTOKEN"))
+
+
+# -- avatars: the owner in the path is claimed apart, never as the request's user ------------
+
+@pytest.mark.parametrize(("path", "owner"), [
+    ("/index.php/avatar/alice/64", "alice"),
+    ("/avatar/alice/64", "alice"),             # pretty URLs (front controller)
+    ("/avatar/alice/64/", "alice"),
+    ("//index.php//avatar/alice/64", "alice"),
+    ("/index.php/avatar/Eve%40Example.org/32", "Eve@Example.org"),
+    ("/remote.php/dav/avatars/bob/96.png", "bob"),
+    ("/remote.php/dav/avatars/bob/96.jpeg", "bob"),
+    ("/remote.php/dav/avatars/bob", "bob"),
+    ("/remote.php/dav/avatars/bob/", "bob"),
+    # the requester's own: upload, crop, temporary avatar, delete (no owner segment)
+    ("/index.php/avatar/", None),
+    ("/index.php/avatar/tmp", None),
+    ("/avatar/cropped", None),
+    ("/index.php/avatar/alice", None),
+    ("/index.php/avatar/alice/64/extra", None),
+    ("/remote.php/dav/avatars/", None),
+    ("/index.php/avatars/alice/64", None),
+    ("/apps/avatar/alice/64", None),
+    ("/remote.php/dav/files/alice/avatar/alice/64", None),
+    ("/index.php/avatar/%FF/64", None),         # not UTF-8: claims nothing
+])
+def test_avatar_owner_claims(path: str, owner: str | None) -> None:
+    claims = claims_of((b"authorization", basic("carol")), path=path)
+    assert claims.avatar_owner == owner
+    assert claims.credential == BasicLogin("carol", "pw")
+    assert claims.path_uid is None or path.startswith("/remote.php/dav/files/")
+
+
+def test_the_avatar_owner_is_no_identity_and_no_conflict() -> None:
+    carol = Lookups(login=LoginFacts(uid="carol"))
+    with_credential = identify(Claims(credential=BasicLogin("carol", "pw"),
+                                      avatar_owner="alice"), carol)
+    assert (with_credential.uid, with_credential.source, with_credential.conflicts,
+            with_credential.avatar_owner) == ("carol", "basic", (), "alice")
+    by_cookie = identify(Claims(cookie_uid="carol", avatar_owner="alice"), Lookups())
+    assert (by_cookie.uid, by_cookie.source, by_cookie.avatar_owner) == \
+        ("carol", "cookie", "alice")
+    anonymous = identify(Claims(avatar_owner="alice"), Lookups())
+    assert (anonymous.uid, anonymous.source, anonymous.avatar_owner) == \
+        (None, "anonymous", "alice")
+    assert identify(Claims(), Lookups()).avatar_owner is None

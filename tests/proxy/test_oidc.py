@@ -181,6 +181,23 @@ def test_the_claim_names_the_user_and_wins_over_the_path() -> None:
     assert identity.conflicts == (("dav-path", "alice"),)
 
 
+@pytest.mark.parametrize(("email_uids", "cookie", "expected"), [
+    (("bob",), None, ("bob", "oidc-email")),
+    (("bob",), "alice", ("bob", "oidc-email")),       # the token wins over the cookie
+    ((), None, (None, "anonymous")),                  # nobody has that e-mail
+    ((), "alice", ("alice", "cookie")),               # then the cookie counts
+    (("bob", "carol"), None, (None, "anonymous")),    # not unique: oC10 refuses the login
+    (("bob", "carol"), "alice", ("alice", "cookie")),
+])
+def test_email_mode_names_the_one_account_with_that_email(
+        email_uids: tuple[str, ...], cookie: str | None,
+        expected: tuple[str | None, str]) -> None:
+    identity = identify(Claims(credential=Bearer("jwt"), cookie_uid=cookie),
+                        Lookups(oidc_email_uids=email_uids))
+    assert (identity.uid, identity.source) == expected
+    assert identity.credential == (expected[1] == "oidc-email")
+
+
 def test_verifier_caches_and_reloads_keys(tmp_path: Path) -> None:
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps({"keys": [rsa_jwk(RSA_KEY, "rsa-1")]}))
@@ -238,4 +255,60 @@ def test_the_proxy_routes_a_verified_jwt_and_ignores_an_unverified_one(tmp_path:
             with httpx.Client(base_url=url, auth=("bob", USERS["bob"]), timeout=30) as bob:
                 assert bob.request("PROPFIND", dav("bob"), headers={"Depth": "0"}
                                    ).status_code == 207
+        store.close()
+
+
+def _set_emails(config_php: str, emails: dict[str, str]) -> None:
+    """oc_accounts.email of existing users, as ownCloud keeps it."""
+    import sqlalchemy as sa
+
+    from bridge.oc10.configphp import OC10Config
+    from bridge.oc10.schema import oc10_tables
+
+    config = OC10Config.from_file(Path(config_php))
+    accounts = oc10_tables(config.dbtableprefix).accounts
+    engine = sa.create_engine(config.database_url())
+    try:
+        with engine.begin() as conn:
+            for uid, email in emails.items():
+                conn.execute(accounts.update().where(accounts.c.user_id == uid)
+                             .values(email=email))
+    finally:
+        engine.dispose()
+
+
+def test_the_proxy_routes_by_the_email_claim_in_email_mode(tmp_path: Path) -> None:
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(JWKS))
+    with backends(tmp_path) as stacks:
+        _set_emails(stacks.config_php, {"bob": "Bob@Example.org", "alice": "shared@example.org",
+                                        "admin": "shared@example.org"})
+        settings = Settings(
+            legacy=LegacySettings(config_php=Path(stacks.config_php)),
+            newstack=NewstackSettings(data_dir=tmp_path / "bridge"),
+            proxy=ProxySettings(legacy_url=stacks.legacy, newstack_url=stacks.new,
+                                refresh_ms=50, oidc_issuer=ISSUER, oidc_audience=AUDIENCE,
+                                oidc_jwks=str(jwks), oidc_uid_claim="email"))
+        store = BridgeStore.from_settings(settings)
+        store.set_state("bob", "new")
+        store.set_state("alice", "new")
+        exp = time.time() + 300
+        with running_proxy(settings) as (url, app):
+            assert app.oidc_by_email
+            for email, stack in (("bob@example.ORG", "new"),       # any case, as getByEmail
+                                 ("shared@example.org", "legacy"),  # two accounts: nobody
+                                 ("nobody@example.org", "legacy"),
+                                 ("bob", "legacy")):               # a uid is no e-mail here
+                token = sign(claims(exp=exp, email=email, preferred_username="alice"))
+                before = requests_by_stack()
+                answer = httpx.get(url + "/ocs/v1.php/cloud/user",
+                                   headers={"Authorization": f"Bearer {token}"}, timeout=30)
+                assert answer.status_code < 500
+                deadline = time.monotonic() + 5
+                while (requests_by_stack().get(stack, 0) == before.get(stack, 0)
+                       and time.monotonic() < deadline):
+                    time.sleep(0.01)
+                after = requests_by_stack()
+                assert after.get(stack, 0) - before.get(stack, 0) == 1, (email, before, after)
+                assert sum(after.values()) - sum(before.values()) == 1
         store.close()
