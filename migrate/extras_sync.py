@@ -22,7 +22,7 @@ from sqlalchemy import Connection
 
 from bridge.oc10.formats import path_hash
 from migrate import account_data
-from migrate.runner import FAVORITE, _unix
+from migrate.runner import FAVORITE, unix_seconds
 from migrate.source import LegacySource
 from newstack.metadata import schema
 from newstack.metadata.schema import AREA_TRASH
@@ -285,7 +285,7 @@ def legacy_comments(source: LegacySource) -> Iterator[Item]:
     for row in _stream(source, query):
         f = int(row.fileid)
         yield Item(f, "comments", (f, int(row.id)),
-                   (row.actor_id, row.message or "", _unix(row.creation_timestamp),
+                   (row.actor_id, row.message or "", unix_seconds(row.creation_timestamp),
                     int(row.parent_id or 0)))
 
 
@@ -297,7 +297,7 @@ def legacy_read_markers(source: LegacySource, uid: str) -> Iterator[Item]:
     for row in _stream(source, query):
         if row.marker_datetime is not None:
             f = int(row.fileid)
-            yield Item(f, "comment_read_markers", (uid, f), (_unix(row.marker_datetime),))
+            yield Item(f, "comment_read_markers", (uid, f), (unix_seconds(row.marker_datetime),))
 
 
 def legacy_dead_props(source: LegacySource, storage: int, note: Note) -> Iterator[Item]:

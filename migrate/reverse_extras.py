@@ -13,11 +13,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from migrate.runner import unix_seconds
 from newstack.dav.xml import xml_text
 from newstack.legacy import annotations as oc10_annotations
 from newstack.legacy.annotations import FAVORITE, VT_STRING, VT_XML
@@ -149,7 +149,7 @@ def legacy_annotations(legacy: Oc10Backend, uid: str) -> Annotations:
                                                                  cm.c.object_id.type))
                 .where(cm.c.object_type == FILES, fc.c.storage == storage)):
             found.comments[int(row.id)] = (int(row.object_id), row.actor_id, row.message or "",
-                                           _unix(row.creation_timestamp),
+                                           unix_seconds(row.creation_timestamp),
                                            int(row.parent_id or 0))
         for object_id, marked in conn.execute(
                 sa.select(rm.c.object_id, rm.c.marker_datetime)
@@ -157,7 +157,7 @@ def legacy_annotations(legacy: Oc10Backend, uid: str) -> Annotations:
                 .where(rm.c.user_id == uid, rm.c.object_type == FILES,
                        fc.c.storage == storage)):
             if marked is not None:
-                found.markers[int(object_id)] = _unix(marked)
+                found.markers[int(object_id)] = unix_seconds(marked)
         p = t.properties
         for fileid, name, value, kind in conn.execute(
                 sa.select(p.c.fileid, p.c.propertyname, p.c.propertyvalue, p.c.propertytype)
@@ -298,13 +298,3 @@ def _write_comments(conn: Connection, legacy: Oc10Backend, want: Annotations,
 def _datetime(ts: int) -> dt.datetime:
     """Unix seconds as the naive UTC DATETIME ownCloud stores."""
     return dt.datetime.fromtimestamp(ts, dt.UTC).replace(tzinfo=None)
-
-
-def _unix(value: Any) -> int:
-    if value is None:
-        return 0
-    if not isinstance(value, dt.datetime):
-        value = dt.datetime.fromisoformat(str(value))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return int(value.timestamp())

@@ -669,14 +669,14 @@ class UserMigration:
                     # no comments of its own, so no id can be taken twice)
                     comments.append(dict(id=int(row.id), fileid=fileid, actor=row.actor_id,
                                          message=row.message or "",
-                                         created=_unix(row.creation_timestamp),
+                                         created=unix_seconds(row.creation_timestamp),
                                          parent_id=int(row.parent_id or 0)))
             for row in conn.execute(sa.select(rm).where(rm.c.user_id == self.uid,
                                                         rm.c.object_type == "files")):
                 fileid = int(row.object_id)
                 if fileid in known and row.marker_datetime is not None:
                     markers.append(dict(uid=self.uid, fileid=fileid,
-                                        marked_at=_unix(row.marker_datetime)))
+                                        marked_at=unix_seconds(row.marker_datetime)))
         return comments, markers
 
     def _dead_props(self, storage: int, known: set[int]) -> list[dict[str, Any]]:
@@ -746,7 +746,7 @@ def trusts_stored_checksum(row: SourceRow, st: os.stat_result) -> bool:
             and int(st.st_mtime) == row.storage_mtime)
 
 
-def _unix(value: Any) -> int:
+def unix_seconds(value: Any) -> int:
     """A DATETIME as the driver returns it (datetime, or text on SQLite) → unix seconds."""
     import datetime as dt
 

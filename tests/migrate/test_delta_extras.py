@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bridge.config import Settings
 from fixtures.builder import build_instance
 from fixtures.manifest import Manifest
 from fixtures.profiles import get_profile
@@ -24,7 +23,8 @@ from migrate.source import LegacySource
 from newstack.legacy.backend import Oc10Backend
 from newstack.legacy.instance import open_instance
 from newstack.metadata import schema
-from newstack.service import Newstack, open_newstack
+from newstack.service import Newstack
+from tests.migrate.stacks import new_stack
 
 UID = "alice"
 EXTRAS = (schema.trash, schema.favorites, schema.tags, schema.comments,
@@ -50,22 +50,6 @@ def legacy(instance: Manifest) -> Iterator[tuple[LegacySource, Oc10Backend]]:
     yield source, old
     old.close()
     source.instance.close()
-
-
-@pytest.fixture
-def stacks() -> Iterator[list[Newstack]]:
-    opened: list[Newstack] = []
-    yield opened
-    for stack in opened:
-        stack.close()
-
-
-def new_stack(where: Path, opened: list[Newstack]) -> Newstack:
-    defaults = Settings()
-    stack = open_newstack(dataclasses.replace(defaults, newstack=dataclasses.replace(
-        defaults.newstack, data_dir=where)))
-    opened.append(stack)
-    return stack
 
 
 def extras(stack: Newstack) -> dict[str, list[tuple[object, ...]]]:
@@ -144,9 +128,9 @@ def change_extras(source: LegacySource, old: Oc10Backend) -> None:
 
 
 def test_incremental_pass_equals_a_full_import(legacy: tuple[LegacySource, Oc10Backend],
-                                               tmp_path: Path, stacks: list[Newstack]) -> None:
+                                               tmp_path: Path) -> None:
     source, old = legacy
-    passed = new_stack(tmp_path / "passed", stacks)
+    passed = new_stack(tmp_path / "passed")
     UserMigration(source, passed.store, passed.driver, UID).run()
     before = extras(passed)
     idle = DeltaPass(source, passed.store, passed.driver, UID).delta()
@@ -155,7 +139,7 @@ def test_incremental_pass_equals_a_full_import(legacy: tuple[LegacySource, Oc10B
 
     change_extras(source, old)
     report = DeltaPass(source, passed.store, passed.driver, UID).delta()
-    full = new_stack(tmp_path / "full", stacks)
+    full = new_stack(tmp_path / "full")
     UserMigration(source, full.store, full.driver, UID).run()
     expected = extras(full)
     assert extras(passed) == expected
@@ -167,10 +151,9 @@ def test_incremental_pass_equals_a_full_import(legacy: tuple[LegacySource, Oc10B
 
 
 def test_killed_extras_resync_is_finished_by_the_next_pass(
-        legacy: tuple[LegacySource, Oc10Backend], tmp_path: Path,
-        stacks: list[Newstack]) -> None:
+        legacy: tuple[LegacySource, Oc10Backend], tmp_path: Path) -> None:
     source, old = legacy
-    stack = new_stack(tmp_path / "new", stacks)
+    stack = new_stack(tmp_path / "new")
     UserMigration(source, stack.store, stack.driver, UID).run()
     change_extras(source, old)
     options = MigrationOptions(batch=1)  # a transaction per changed row
@@ -182,17 +165,17 @@ def test_killed_extras_resync_is_finished_by_the_next_pass(
     with pytest.raises(InjectedCrash):
         DeltaPass(source, stack.store, stack.driver, UID, options, crash_hook=kill).delta()
     DeltaPass(source, stack.store, stack.driver, UID, options).delta()
-    full = new_stack(tmp_path / "full", stacks)
+    full = new_stack(tmp_path / "full")
     UserMigration(source, full.store, full.driver, UID).run()
     assert extras(stack) == extras(full)
 
 
-def test_foreign_rows_of_the_user_go(legacy: tuple[LegacySource, Oc10Backend], tmp_path: Path,
-                                     stacks: list[Newstack]) -> None:
+def test_foreign_rows_of_the_user_go(legacy: tuple[LegacySource, Oc10Backend],
+                                     tmp_path: Path) -> None:
     """A favorite the user made on the new stack of another user's node (after a rollback):
     a full import would not have it."""
     source, _old = legacy
-    stack = new_stack(tmp_path / "new", stacks)
+    stack = new_stack(tmp_path / "new")
     UserMigration(source, stack.store, stack.driver, UID).run()
     with source.engine.connect() as conn:
         other_user = conn.execute(sa.select(source.t.users.c.uid).where(
@@ -228,11 +211,10 @@ def test_merged_refuses_unordered_input() -> None:
 
 
 def test_a_change_written_in_the_legacy_tree_is_compared_not_replaced(
-        legacy: tuple[LegacySource, Oc10Backend], tmp_path: Path,
-        stacks: list[Newstack]) -> None:
+        legacy: tuple[LegacySource, Oc10Backend], tmp_path: Path) -> None:
     """With files changed but no extras changed, a pass writes no extras row."""
     source, old = legacy
-    stack = new_stack(tmp_path / "new", stacks)
+    stack = new_stack(tmp_path / "new")
     UserMigration(source, stack.store, stack.driver, UID).run()
     before = extras(stack)
     body = b"changed"

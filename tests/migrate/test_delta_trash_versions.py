@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bridge.config import Settings
 from bridge.oc10.formats import path_hash
 from fixtures.builder import build_instance
 from fixtures.manifest import Manifest
@@ -25,7 +24,8 @@ from migrate.source import LegacySource
 from newstack.legacy.backend import Oc10Backend
 from newstack.legacy.instance import open_instance
 from newstack.metadata import schema
-from newstack.service import Newstack, open_newstack
+from newstack.service import Newstack
+from tests.migrate.stacks import new_stack
 
 UID = "alice"
 
@@ -46,22 +46,6 @@ def legacy(instance: Manifest) -> Iterator[tuple[LegacySource, Oc10Backend]]:
     yield source, old
     old.close()
     source.instance.close()
-
-
-@pytest.fixture
-def stacks() -> Iterator[list[Newstack]]:
-    opened: list[Newstack] = []
-    yield opened
-    for stack in opened:
-        stack.close()
-
-
-def new_stack(where: Path, opened: list[Newstack]) -> Newstack:
-    defaults = Settings()
-    stack = open_newstack(dataclasses.replace(defaults, newstack=dataclasses.replace(
-        defaults.newstack, data_dir=where)))
-    opened.append(stack)
-    return stack
 
 
 def state(stack: Newstack) -> dict[str, list[tuple[object, ...]]]:
@@ -91,12 +75,12 @@ def expire_version(source: LegacySource, old: Oc10Backend, path: str) -> None:
 
 
 def test_pass_brings_trashed_files_versions(legacy: tuple[LegacySource, Oc10Backend],
-                                            tmp_path: Path, stacks: list[Newstack]) -> None:
+                                            tmp_path: Path) -> None:
     source, old = legacy
     names = top_files(old)
     write(old, names[2], "before the bulk copy")  # a version the bulk copy carries
     write(old, names[2], "again")
-    passed = new_stack(tmp_path / "passed", stacks)
+    passed = new_stack(tmp_path / "passed")
     UserMigration(source, passed.store, passed.driver, UID).run()
     before = state(passed)
 
@@ -121,7 +105,7 @@ def test_pass_brings_trashed_files_versions(legacy: tuple[LegacySource, Oc10Back
     old.delete(UID, "gone folder")
 
     report = DeltaPass(source, passed.store, passed.driver, UID).delta()
-    full = new_stack(tmp_path / "full", stacks)
+    full = new_stack(tmp_path / "full")
     UserMigration(source, full.store, full.driver, UID).run()
     expected = state(full)
     assert state(passed) == expected
@@ -133,7 +117,7 @@ def test_pass_brings_trashed_files_versions(legacy: tuple[LegacySource, Oc10Back
     trashed = {t.node.name.partition(".d")[0]: t.node.fileid for t in old.trash(UID)}
     old.purge(UID, trashed["made since.txt"])
     DeltaPass(source, passed.store, passed.driver, UID).delta()
-    again = new_stack(tmp_path / "again", stacks)
+    again = new_stack(tmp_path / "again")
     UserMigration(source, again.store, again.driver, UID).run()
     assert state(passed) == state(again)
     with passed.store.read() as conn:
