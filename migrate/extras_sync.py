@@ -108,9 +108,11 @@ class Changes:
 # -- the comparison (pure) --------------------------------------------------------------------
 
 
-def diff(wanted: Iterable[Item], held: Iterable[Item], changes: Changes) -> None:
+def diff(wanted: Iterable[Item], held: Iterable[Item], changes: Changes, *,
+         deletes: bool = True) -> None:
     """What turns `held` into `wanted` (both: the rows of one fileid, or of one chunk). Of
-    two wanted rows with one key the later wins, as in a full import's dicts."""
+    two wanted rows with one key the later wins, as in a full import's dicts. Without
+    `deletes`, rows held but not wanted stay (the caller deals with them)."""
     want = {(item.kind, item.key): item for item in wanted}
     have = {(item.kind, item.key): item for item in held}
     for key, item in want.items():
@@ -119,6 +121,8 @@ def diff(wanted: Iterable[Item], held: Iterable[Item], changes: Changes) -> None
             changes.insert(item)
         elif current.values != item.values:
             changes.update(item)
+    if not deletes:
+        return
     for key, item in have.items():
         if key not in want:
             changes.delete(item)
@@ -373,7 +377,7 @@ def sync_trash(source: LegacySource, store: MetadataStore, uid: str, note: Note,
                     for r in conn.execute(sa.select(t).where(
                         t.c.fileid.in_(sorted({item.fileid for item in wanted}))))]
         # rows of these items only: the other rows held are the second loop's
-        _diff_upserts(wanted, held, changes)
+        diff(wanted, held, changes, deletes=False)
         if len(changes) >= batch:
             flush()
     n = schema.nodes
@@ -388,17 +392,6 @@ def sync_trash(source: LegacySource, store: MetadataStore, uid: str, note: Note,
                     changes.delete(Item(int(r.fileid), "trash", (int(r.fileid),)))
             if len(changes) >= batch:
                 flush()
-
-
-def _diff_upserts(wanted: list[Item], held: list[Item], changes: Changes) -> None:
-    have = {item.key: item for item in held}
-    want = {item.key: item for item in wanted}
-    for key, item in want.items():
-        current = have.get(key)
-        if current is None:
-            changes.insert(item)
-        elif current.values != item.values:
-            changes.update(item)
 
 
 def _recorded_names(source: LegacySource, uid: str, paths: Sequence[str]) -> set[str]:

@@ -153,3 +153,15 @@ def requests_by_stack() -> dict[str, float]:
                 stack = sample.labels["stack"]
                 out[stack] = out.get(stack, 0.0) + sample.value
     return out
+
+
+def assert_one_request_on(stack: str, before: dict[str, float], what: object) -> None:
+    """Exactly one request more than `before`, counted on `stack` (waits up to 5 s: the
+    counter moves just after the answer left, and the client may look first)."""
+    deadline = time.monotonic() + 5
+    while (requests_by_stack().get(stack, 0) == before.get(stack, 0)
+           and time.monotonic() < deadline):
+        time.sleep(0.01)
+    after = requests_by_stack()
+    assert after.get(stack, 0) - before.get(stack, 0) == 1, (what, before, after)
+    assert sum(after.values()) - sum(before.values()) == 1
