@@ -442,6 +442,8 @@ def run_contender(contender: Contender, case: Case, work: Path, args: argparse.N
                 "--user", case.uid, "--workers", str(args.workers), "--json", str(report_path)]
         if s3 is None:
             argv += ["--link-mode", contender.link_mode]
+        if args.copy_processes is not None:
+            argv += ["--copy-processes", str(args.copy_processes)]
     elif contender.tool == "ocbridge-meta":
         conf = ocbridge_config(dest / "ocbridge.toml", case, dest / "newstack", None)
         argv = [sys.executable, "-m", "bench.migrate", "--metadata-only-child", str(conf),
@@ -771,6 +773,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="where the ownCloud database is built: a server URL (MariaDB "
                              f"default {DEFAULT_DB}) or 'sqlite'")
     parser.add_argument("--workers", type=int, default=8, help="ocbridge --workers")
+    parser.add_argument("--copy-processes", type=int,
+                        help="ocbridge --copy-processes (default: its own, one per core)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per run")
     parser.add_argument("--work-root", type=Path, help="parent of the work dir (default: the "
                         "temp dir; it must have room for the data)")
@@ -883,6 +887,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": {
             "files": args.files, "big_count": args.big_count, "big_bytes": args.big_mib * MiB,
             "reps": args.reps, "workers": args.workers,
+            "copy_processes": args.copy_processes,
             "legacy_database": "sqlite" if args.db == "sqlite" else
             sa.make_url(args.db).render_as_string(hide_password=True),
             "metadata": "SQLite in newstack.data_dir (default)",

@@ -147,6 +147,9 @@ def plan_command(config_file: Path | None, config_php: Path | None, max_cohort: 
                    "storage.link_mode; auto: reflink, else hardlink, else copy).")
 @click.option("--workers", type=click.IntRange(min=1), default=8, show_default=True,
               help="Parallel blob imports.")
+@click.option("--copy-processes", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Worker processes that copy files into a POSIX storage (link mode copy, "
+                   "or auto across filesystems); 0: one per core, 1: none.")
 @click.option("--verify-content", is_flag=True,
               help="Read and hash every file, also those a reflink or hardlink could take "
                    "unread (oc_filecache has their checksum and their size and mtime are "
@@ -159,7 +162,8 @@ def plan_command(config_file: Path | None, config_php: Path | None, max_cohort: 
 @_friendly
 def run_command(config_file: Path | None, config_php: Path | None, users: tuple[str, ...],
                 cohort: int | None, phase: str, link_mode: str | None, workers: int,
-                verify_content: bool, json_file: Path | None, metrics_file: Path | None) -> None:
+                copy_processes: int, verify_content: bool, json_file: Path | None,
+                metrics_file: Path | None) -> None:
     """Copy users from ownCloud 10 into the new stack, keeping every id, etag, mtime,
     checksum, version, trash item, favorite, tag, comment and credential."""
     from bridge.cli import console as err_console
@@ -185,7 +189,8 @@ def run_command(config_file: Path | None, config_php: Path | None, users: tuple[
         stack = open_newstack(settings)
         source = LegacySource(instance)
         options = MigrationOptions(link_mode=link_mode or settings.storage.link_mode,  # type: ignore[arg-type]
-                                   workers=workers, verify_content=verify_content)
+                                   workers=workers, copy_processes=copy_processes,
+                                   verify_content=verify_content)
         reports: list[dict[str, Any]] = []
         for uid in uids:
             with _progress(err_console) as progress:

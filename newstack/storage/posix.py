@@ -39,6 +39,7 @@ TMP_DIR = ".tmp"
 FICLONE = 0x40049409  # _IOW(0x94, 9, int) from linux/fs.h
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_MODE = 0o640
 _DIR_MODE = 0o750
 # errnos that mean "this way of importing does not work here", so "auto" tries the next way.
@@ -135,6 +136,11 @@ class PosixDriver:
                 if linked is not None:
                     os.close(fd)
                     return linked
+            if not same_filesystem or mode == "copy":
+                copied = self._copy_small(blob_id, fd, st.st_size)
+                if copied is not None:
+                    os.close(fd)
+                    return copied
             source = os.fdopen(fd, "rb")
         except BaseException:
             os.close(fd)
@@ -155,14 +161,13 @@ class PosixDriver:
         "auto" meets a refusal (the general path tries again and copies)."""
         if not self._proc_fds:
             return None  # the general path says why a hardlink cannot be made
-        padded = blob_id.ljust(4, "_")
         deferred = self._deferred
         leaf = -1
         try:
             if deferred is None:
                 leaf = self._open_leaf(blob_id, create=True)
             else:
-                leaf = self._deferred_dir(deferred, padded[:2] + "/" + padded[2:4],
+                leaf = self._deferred_dir(deferred, _fan_out(blob_id),
                                           lambda: self._open_leaf(blob_id, create=True))
             # the inode opened and checked, not whatever the path names by now
             os.link(f"/proc/self/fd/{fd}", blob_id, dst_dir_fd=leaf, follow_symlinks=True)
@@ -178,6 +183,45 @@ class PosixDriver:
             if deferred is None and leaf >= 0:
                 os.close(leaf)
         return BlobInfo(size, None, linked_by="hardlink")
+
+    def _copy_small(self, blob_id: str, fd: int, size: int) -> BlobInfo | None:
+        """The bulk import's copy of a small file (inside deferred_sync(), at most CHUNK_SIZE):
+        one read, the hashes, one write to a temp name, a rename, on raw descriptors and the
+        block's open directories. None when the general path has to copy instead: outside a
+        block, a bigger file, or one that grew since its fstat (more bytes than its size)."""
+        deferred = self._deferred
+        if deferred is None or size > CHUNK_SIZE:
+            return None
+        with _os_errors(blob_id):
+            data = os.read(fd, size + 1)  # a short read of a regular file is its end
+            if len(data) > size:
+                return None
+            accumulator = ChecksumAccumulator()
+            accumulator.update(data)
+            tmp_dir = self._deferred_dir(deferred, "", self._open_tmp_dir)
+            leaf = self._deferred_dir(deferred, _fan_out(blob_id),
+                                      lambda: self._open_leaf(blob_id, create=True))
+            tmp_name = uuid.uuid4().hex
+            out = os.open(tmp_name, _CREATE_FLAGS, _FILE_MODE, dir_fd=tmp_dir)
+            try:
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(out, view):]
+                finally:
+                    os.close(out)
+                # a new inode: unlike `_rename_into_place`, never the blob's own
+                os.rename(tmp_name, blob_id, src_dir_fd=tmp_dir, dst_dir_fd=leaf)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp_name, dir_fd=tmp_dir)
+                raise
+        if self._fsync:
+            deferred.data = True
+        return BlobInfo(len(data), accumulator.checksums(), linked_by="copy")
+
+    def _open_tmp_dir(self) -> int:
+        return os.open(self.root / TMP_DIR, _DIR_FLAGS)
 
     def copy(self, src_blob: str, dst_blob: str) -> None:
         check_blob_id(src_blob)
@@ -285,6 +329,15 @@ class PosixDriver:
             raise RuntimeError("deferred_sync() is not active on this driver")
         return PendingSync(pending, self.root if self._fsync else None)
 
+    def note_foreign_writes(self) -> None:
+        """Blobs were written into this root by other processes (a migration's copy workers,
+        which do not sync) during the active deferred_sync() block: its sync then flushes the
+        whole filesystem, which makes theirs durable too."""
+        deferred = self._deferred
+        if deferred is None:
+            raise RuntimeError("deferred_sync() is not active on this driver")
+        deferred.data = True
+
     def _import(
         self, blob_id: str, source: BinaryIO, method: LinkMethod, origin: str,
         checksums: bool = True,
@@ -331,8 +384,7 @@ class PosixDriver:
         return True
 
     def _reflink(self, source: BinaryIO, tmp_dir: int, tmp_name: str) -> None:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(tmp_name, flags, _FILE_MODE, dir_fd=tmp_dir)
+        fd = os.open(tmp_name, _CREATE_FLAGS, _FILE_MODE, dir_fd=tmp_dir)
         try:
             fcntl.ioctl(fd, FICLONE, source.fileno())
             self._sync_file(fd)
@@ -350,9 +402,8 @@ class PosixDriver:
     def _commit_copy(self, blob_id: str, chunks: Iterator[bytes], size: int | None) -> BlobInfo:
         accumulator = ChecksumAccumulator()
         with self._temp_name(blob_id) as (tmp_dir, tmp_name):
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             with _os_errors(blob_id):
-                fd = os.open(tmp_name, flags, _FILE_MODE, dir_fd=tmp_dir)
+                fd = os.open(tmp_name, _CREATE_FLAGS, _FILE_MODE, dir_fd=tmp_dir)
             with os.fdopen(fd, "wb") as tmp:
                 for chunk in chunks:  # the caller's stream: its exceptions pass through as they are
                     accumulator.update(chunk)
@@ -370,8 +421,7 @@ class PosixDriver:
     def _temp_name(self, blob_id: str) -> Iterator[tuple[int, str]]:
         """A unique name in the temp dir (as dir fd and name), unlinked if the block fails."""
         name = uuid.uuid4().hex
-        with _os_errors(blob_id), self._cached_dir("", lambda: os.open(
-                self.root / TMP_DIR, _DIR_FLAGS)) as tmp_dir:
+        with _os_errors(blob_id), self._cached_dir("", self._open_tmp_dir) as tmp_dir:
             try:
                 yield tmp_dir, name
             except BaseException:
@@ -408,8 +458,7 @@ class PosixDriver:
     @contextlib.contextmanager
     def _leaf_dir(self, blob_id: str, create: bool = False) -> Iterator[int]:
         """An fd of the blob's fan-out directory, reached without following any symlink."""
-        padded = blob_id.ljust(4, "_")
-        with self._cached_dir(padded[:2] + "/" + padded[2:4],
+        with self._cached_dir(_fan_out(blob_id),
                               lambda: self._open_leaf(blob_id, create)) as fd:
             yield fd
 
@@ -593,6 +642,12 @@ def _storage_error(exc: OSError, name: str, action: str = "") -> StorageError:
         )
     reason = exc.strerror or str(exc)
     return StorageError(exc.errno, f"{action}: {reason}" if action else reason, name)
+
+
+def _fan_out(blob_id: str) -> str:
+    """The blob's fan-out directory below the root, `ab/cd` (short ids padded with `_`)."""
+    padded = blob_id.ljust(4, "_")
+    return padded[:2] + "/" + padded[2:4]
 
 
 def _open_source(path: str | Path) -> int:

@@ -1,7 +1,9 @@
 """S3 storage driver (boto3): one object per blob in one bucket, keyed by the blob id.
 
-Large or unknown-size streams go up as multipart uploads whose parts are sent by a bounded thread
-pool, never holding more than `max_concurrency` parts in memory; a failed upload is aborted.
+Objects that fit in one part go up as one signed PutObject on a per-thread keep-alive connection
+(s3_fastput.py); everything else uses boto3. Large or unknown-size streams go up as multipart
+uploads whose parts are sent by a bounded thread pool, never holding more than `max_concurrency`
+parts in memory; a failed upload is aborted.
 Tested against Ceph RGW (tests/rgw.py); any S3 with path-style addressing should do.
 """
 
@@ -23,6 +25,7 @@ import botocore.exceptions
 import urllib3.exceptions
 from botocore.config import Config
 
+from newstack.storage import s3_fastput
 from newstack.storage.base import (
     CHUNK_SIZE,
     BlobInfo,
@@ -61,7 +64,8 @@ class S3Driver:
 
     `part_size` (at least 5 MiB) is grown for known sizes that would need more than 10,000 parts;
     `multipart_copy_threshold` is where `copy` switches from CopyObject to parallel UploadPartCopy;
-    `max_attempts` counts botocore's own retries of each request (standard mode, with backoff).
+    `max_attempts` counts the tries of each request (botocore standard mode, with backoff; the
+    lean single PUT retries the same way).
     """
 
     def __init__(
@@ -104,6 +108,19 @@ class S3Driver:
             aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
         )
         self._client: S3Client = session.client("s3", endpoint_url=endpoint_url, config=config)
+        self._single_put: s3_fastput.SinglePutClient | None = None
+        if not s3_fastput.uses_proxy(self._client.meta.endpoint_url):
+            # boto3's client pipeline costs ~1 ms of CPU per PutObject, more than RGW itself spends
+            # on a small object; whole-object PUTs skip it (proxies are left to boto3).
+            self._single_put = s3_fastput.SinglePutClient(
+                self._client.meta.endpoint_url,
+                bucket,
+                region,
+                session.get_credentials(),
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                max_attempts=max_attempts,
+            )
 
     def ensure_bucket(self) -> None:
         """Create the bucket unless it exists and is ours."""
@@ -135,9 +152,12 @@ class S3Driver:
             if size is not None and size != accumulator.size:
                 raise size_mismatch(blob_id, size, accumulator.size)
             with self._sdk_errors(blob_id):
-                self._client.put_object(
-                    Bucket=self.bucket, Key=blob_id, Body=first, ContentMD5=_content_md5(first)
-                )
+                if self._single_put is not None:
+                    self._single_put.put(blob_id, first, _content_md5(first))
+                else:
+                    self._client.put_object(
+                        Bucket=self.bucket, Key=blob_id, Body=first, ContentMD5=_content_md5(first)
+                    )
         else:
             self._put_multipart(blob_id, first, reader, size)
         return BlobInfo(size=accumulator.size, checksums=accumulator.checksums())
@@ -337,6 +357,12 @@ class S3Driver:
             yield
         except botocore.exceptions.ClientError as exc:
             raise _translate_client_error(exc, name, self.bucket) from exc
+        except s3_fastput.S3ErrorResponse as exc:
+            raise _translate_s3_error(exc.code, exc.message, exc.status, name, self.bucket) from exc
+        except s3_fastput.S3ConnectionError as exc:
+            raise StorageUnavailableError(
+                errno.EHOSTUNREACH, f"S3 endpoint unreachable or timed out: {exc}", name
+            ) from exc
         except (
             botocore.exceptions.ConnectionError,
             botocore.exceptions.HTTPClientError,
@@ -356,6 +382,13 @@ def _translate_client_error(
     code = str(error.get("Code", ""))
     message = str(error.get("Message", "")) or code
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+    return _translate_s3_error(code, message, status, name, bucket)
+
+
+def _translate_s3_error(
+    code: str, message: str, status: int, name: str, bucket: str
+) -> StorageError:
+    """The one code→error table, for boto3's ClientError and the lean PUT's error responses."""
     if code == "NoSuchBucket":
         return StorageError(
             errno.ENOENT, f"bucket {bucket!r} does not exist; call ensure_bucket() first", name

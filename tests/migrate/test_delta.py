@@ -20,13 +20,14 @@ from fixtures.builder import build_instance
 from fixtures.manifest import Manifest
 from fixtures.profiles import get_profile
 from migrate.delta import DeltaPass, plan_versions
-from migrate.runner import InjectedCrash, MigrationOptions, UserMigration
+from migrate.runner import MigrationOptions, UserMigration
 from migrate.source import LegacySource, SourceRow
 from newstack.backend import Node
 from newstack.legacy.backend import Oc10Backend
 from newstack.legacy.instance import open_instance
 from newstack.metadata import schema
 from newstack.service import Newstack, open_newstack
+from tests.migrate.stacks import killed_until_done
 
 UID = "alice"
 
@@ -120,18 +121,10 @@ def test_killed_pass_is_finished_by_the_next(instance: Manifest, tmp_path: Path,
     expected = dump(clean, tmp_path / "clean")
 
     rng = random.Random(3)
-    steps: set[str] = set()
-    for _attempt in range(100):
-        def hook(step: str) -> None:
-            if step.startswith("delta:") and rng.random() < 0.3:
-                steps.add(step)
-                raise InjectedCrash(step)
-        try:
-            DeltaPass(source, crashed.store, crashed.driver, UID, options,
-                      crash_hook=hook).delta()
-            break
-        except InjectedCrash:
-            continue
+    steps = set(killed_until_done(
+        lambda hook: DeltaPass(source, crashed.store, crashed.driver, UID, options,
+                               crash_hook=hook).delta(),
+        lambda step: step.startswith("delta:") and rng.random() < 0.3))
     assert len(steps) >= 4, f"the pass must be killed at several steps: {steps}"
     assert dump(crashed, tmp_path / "crashed") == expected
     again = DeltaPass(source, crashed.store, crashed.driver, UID, options).delta()

@@ -18,13 +18,13 @@ from fixtures.builder import build_instance
 from fixtures.manifest import Manifest
 from fixtures.profiles import get_profile
 from migrate.delta import PARKED_AREA, DeltaPass
-from migrate.runner import InjectedCrash, MigrationOptions, UserMigration
+from migrate.runner import MigrationOptions, UserMigration
 from migrate.source import LegacySource
 from newstack.legacy.backend import Oc10Backend
 from newstack.legacy.instance import open_instance
 from newstack.metadata import schema
 from newstack.service import Newstack, open_newstack
-from tests.migrate.stacks import closed_after_test
+from tests.migrate.stacks import closed_after_test, killed_until_done
 
 UID = "alice"
 
@@ -173,18 +173,17 @@ def test_killed_pass_is_finished_by_the_next(
     expected = dump(clean, tmp_path / "new0")
     options = MigrationOptions(batch=2, workers=1)
     # each attempt is killed at the first step no attempt was killed at yet: every step once
-    steps: list[str] = []
-    for _attempt in range(50):
-        def hook(step: str) -> None:
-            if step.startswith("delta:") and step not in steps:
-                steps.append(step)
-                raise InjectedCrash(step)
-        try:
-            DeltaPass(source, crashed.store, crashed.driver, UID, options,
-                      crash_hook=hook).delta()
-            break
-        except InjectedCrash:
-            continue
+    seen: set[str] = set()
+
+    def first_time(step: str) -> bool:
+        if not step.startswith("delta:") or step in seen:
+            return False
+        seen.add(step)
+        return True
+
+    steps = killed_until_done(
+        lambda hook: DeltaPass(source, crashed.store, crashed.driver, UID, options,
+                               crash_hook=hook).delta(), first_time, attempts=50)
     assert "delta:parked" in steps, steps
     assert dump(crashed, tmp_path / "new1") == expected
     _served(crashed, old)

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from bridge.config import S3Settings, Settings
 from fixtures.manifest import Manifest
 from migrate.delta import DeltaPass
-from migrate.runner import InjectedCrash, MigrationOptions, UserMigration
+from migrate.runner import MigrationOptions, UserMigration
 from migrate.source import LegacySource
 from migrate.verify import compare_backends, run_verify
 from newstack.app import NewstackApp, ServerInfo
@@ -32,7 +32,7 @@ from newstack.metadata import schema
 from newstack.service import Newstack, open_newstack
 from newstack.sharing.model import TYPE_LINK, NewShare
 from tests.fixtures.test_instances import build
-from tests.migrate.stacks import closed_after_test, new_stack
+from tests.migrate.stacks import closed_after_test, killed_until_done, new_stack
 from tests.newstack.live import live_server
 
 
@@ -138,18 +138,11 @@ def test_killed_job_resumes_to_the_same_result(
 
     rng = random.Random(5)
     crashed = new_stack(tmp_path / "crashed")
-    kills = 0
-    for _attempt in range(200):
-        def hook(step: str) -> None:
-            if rng.random() < 0.15:
-                raise InjectedCrash(step)
-        try:
-            UserMigration(source, crashed.store, crashed.driver, uid, options,
-                          crash_hook=hook).run()
-            break
-        except InjectedCrash:
-            kills += 1
-    assert kills >= 3, "the test must actually kill the job several times"
+    kills = killed_until_done(
+        lambda hook: UserMigration(source, crashed.store, crashed.driver, uid, options,
+                                   crash_hook=hook).run(),
+        lambda step: rng.random() < 0.15, attempts=200)
+    assert len(kills) >= 3, "the test must actually kill the job several times"
     UserMigration(source, crashed.store, crashed.driver, uid, options).run()  # finished: no-op
     assert dump(crashed) == expected
     assert expected["shares"] and expected["oauth2_access_tokens"], "the user has both"
