@@ -64,6 +64,10 @@ PROXY_BACKEND_ERRORS = Counter(
 PROXY_BYTES = Counter(
     "ocbridge_proxy_bytes_total", "Body bytes through the proxy", ["stack", "direction"],
     registry=REGISTRY)
+PROXY_SPLICED_BYTES = Counter(
+    "ocbridge_proxy_spliced_bytes_total",
+    "Response body bytes moved socket to socket by splice(2), without a copy through the proxy "
+    "(part of ocbridge_proxy_bytes_total)", ["stack"], registry=REGISTRY)
 PROXY_EPOCH = Gauge(
     "ocbridge_proxy_routing_epoch", "Routing epoch this proxy process routes by",
     registry=REGISTRY)

@@ -277,7 +277,8 @@ class ProxyApp:
             receive, send = watch.receive, watch.send
         try:
             await forward(self.backends[decision.stack], scope, receive, send, exchange,
-                          prefix=prefix, extra_headers=self._cookie_setter(scope, identity))
+                          prefix=prefix, extra_headers=self._cookie_setter(scope, identity),
+                          zero_copy=watch is None)
         finally:
             if counted:
                 assert uid is not None

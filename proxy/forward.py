@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -17,6 +19,8 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
+from bridge import metrics
+from proxy import zerocopy
 from proxy.errors import ProxyAnswer, bad_gateway, gateway_timeout
 from proxy.upstream import BODY, END, HEAD, INTERIM, LOST, Connection, Head, Pool, UpstreamError
 
@@ -263,9 +267,10 @@ async def send_answer(send: Send, answer: ProxyAnswer, exchange: Exchange) -> No
 async def forward(backend: Backend, scope: Scope, receive: Receive, send: Send,
                   exchange: Exchange, *, prefix: bytes | None = None,
                   extra_headers: Callable[[int], list[tuple[bytes, bytes]]] | None = None,
-                  ) -> None:
+                  zero_copy: bool = True) -> None:
     """Forward one request to `backend`; `prefix` is a body already read from the client (a
-    small login form) and sent instead; `extra_headers(status)` adds response headers."""
+    small login form) and sent instead; `extra_headers(status)` adds response headers;
+    `zero_copy`: a large response body may bypass `send` (not when it is being watched)."""
     method: str = scope["method"]
     upstream = upstream_head(scope, method, prefix=prefix is not None)
     head, length, rechunk, expect = (upstream.head, upstream.length, upstream.rechunk,
@@ -338,6 +343,12 @@ async def forward(backend: Backend, scope: Scope, receive: Receive, send: Send,
             conn.spent = True
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
+        client = scope.get("extensions", {}).get(zerocopy.EXTENSION) if zero_copy else None
+        length_out = _spliceable_length(value) if client is not None else 0
+        if length_out:
+            assert isinstance(client, zerocopy.ClientSocket)
+            await _splice_body(backend, conn, client, length_out, send, exchange)
+            return  # the connection's parser saw none of the body: not reusable
         await _relay_body(backend, conn, send, exchange)
         reusable = value.keep_alive
     finally:
@@ -415,6 +426,94 @@ async def _relay_body(backend: Backend, conn: Connection, send: Send,
             raise UpstreamError("failed", "the backend broke off the response body")
     if not finished:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _spliceable_length(head: Head) -> int:
+    """The Content-Length of an answer whose body is worth splicing (0 if none is)."""
+    length = 0
+    for name, value in head.headers:
+        lowered = name.lower()
+        if lowered == b"transfer-encoding":
+            return 0
+        if lowered == b"content-length" and value.isdigit():
+            length = int(value)
+    return length if length >= zerocopy.MIN_LENGTH else 0
+
+
+async def _splice_body(backend: Backend, conn: Connection, client: zerocopy.ClientSocket,
+                       length: int, send: Send, exchange: Exchange) -> None:
+    """A large body from the backend's socket to the client's by splice(2) on a thread of its
+    own (proxy/zerocopy.py); what had arrived with the head goes through `send` first. The
+    connection is closed afterwards: its parser never saw the body."""
+    conn.spent = True
+    early, complete = conn.stop_reading()
+    if early:
+        exchange.bytes_out += len(early)
+        await send({"type": "http.response.body", "body": early, "more_body": not complete})
+    if complete:
+        return
+    left = length - len(early)
+    timeout = backend.pool.read_timeout
+    # the thread writes to duplicates: if the event loop closes a connection meanwhile (the
+    # client left), its descriptor number may be reused at once by another client's
+    # connection, while a duplicate still names the old socket (and fails with EPIPE)
+    source = target = -1
+    try:
+        await client.flushed(timeout)
+        if client.gone:
+            raise zerocopy.SpliceError("client", "the client went away")
+        source, target = os.dup(conn.fileno()), os.dup(client.fileno())
+        await _on_thread(zerocopy.splice_body, source, target, left, timeout)
+    except zerocopy.SpliceError as exc:
+        if exc.side == "client":
+            exchange.error = "client-gone"
+            return  # uvicorn closes the connection it sees closed
+        exchange.error = "body-failed"
+        log.warning("%s backend broke off a response body: %s", backend.name, exc)
+        raise UpstreamError("failed", str(exc)) from None
+    finally:
+        for fd in (source, target):
+            if fd >= 0:
+                os.close(fd)
+    client.sent(left)
+    exchange.bytes_out += left
+    metrics.PROXY_SPLICED_BYTES.labels(backend.name).inc(left)
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _on_thread(splice: Callable[..., None], *args: Any) -> None:
+    """Run a splice on a thread of its own (a shared pool would cap concurrent downloads at
+    its size); when the request is cancelled, the thread is told to stop and waited for, so
+    no thread writes to a socket after its request ended."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            splice(*args, stop)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+            loop.call_soon_threadsafe(_settle, done, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, done, None)
+
+    thread = threading.Thread(target=run, name="ocbridge-splice", daemon=True)
+    thread.start()
+    try:
+        await asyncio.shield(done)
+    except asyncio.CancelledError:
+        stop.set()
+        await asyncio.to_thread(thread.join)
+        raise
+
+
+def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
+    if future.done():
+        return
+    if exc is None:
+        future.set_result(None)
+    else:
+        future.set_exception(exc)
 
 
 async def _failed(backend: Backend, exc: UpstreamError, send: Send, exchange: Exchange) -> None:

@@ -15,6 +15,7 @@ import uvicorn
 from bridge.config import Settings
 from bridge.processes import supervise
 from proxy.app import ProxyApp
+from proxy.zerocopy import ZeroCopyHttpToolsProtocol
 
 log = logging.getLogger("ocbridge.proxy")
 
@@ -48,7 +49,7 @@ def uvicorn_config(app: Any, host: str, port: int) -> uvicorn.Config:
     Server/Date headers of its own (the backends' pass through), X-Forwarded-* untrusted."""
     return uvicorn.Config(app, host=host, port=port, lifespan="on", access_log=False,
                           server_header=False, date_header=False, proxy_headers=False,
-                          http="httptools", loop="uvloop", log_config=None,
+                          http=ZeroCopyHttpToolsProtocol, loop="uvloop", log_config=None,
                           timeout_keep_alive=60, timeout_graceful_shutdown=30)
 
 

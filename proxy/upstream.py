@@ -187,6 +187,32 @@ class Connection(asyncio.Protocol):
             return (END, None)
         return event
 
+    def stop_reading(self) -> tuple[bytes, bool]:
+        """For a body read from the socket by someone else (proxy/zerocopy.py): the event loop
+        stops reading it; returns the body bytes that had arrived and whether the whole body
+        is among them. The connection cannot be reused afterwards."""
+        self.spent = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+            self._reading_paused = True
+        pieces: list[bytes] = []
+        complete = False
+        while self._events:
+            kind, value = self._events.popleft()
+            if kind == BODY:
+                assert isinstance(value, bytes)
+                pieces.append(value)
+            elif kind == END:
+                complete = True
+        self._queued = 0
+        return b"".join(pieces), complete
+
+    def fileno(self) -> int:
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if sock is None or self.closed:
+            raise UpstreamError("failed", "the connection is closed")
+        return int(sock.fileno())
+
     def write(self, data: bytes) -> None:
         if self.transport is None or self.closed:
             raise UpstreamError("failed", "the connection is closed")
