@@ -120,7 +120,7 @@ osd objectstore = memstore
 memstore device bytes = 4294967296
 
 [client.rgw.r]
-rgw frontends = beast endpoint={LOOPBACK}:{self.rgw_port}
+rgw frontends = beast endpoint={LOOPBACK}:{self.rgw_port} tcp_nodelay=1
 rgw data = {r}/rgw
 keyring = {self.rgw_keyring}
 ms mon client mode = crc
