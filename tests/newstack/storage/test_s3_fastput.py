@@ -34,20 +34,12 @@ from tests.newstack.storage.contract import (
     read_all,
 )
 from tests.newstack.storage.test_s3 import PART_SIZE, etag, make_driver
+from tests.newstack.storage.test_s3 import bucket as bucket  # noqa: F401 - fixture
+from tests.newstack.storage.test_s3 import driver as driver  # noqa: F401 - fixture
 
 
-@pytest.fixture(scope="module")
-def bucket(rgw_endpoint: rgw.RgwEndpoint) -> str:
-    name = f"ocbridge-fastput-{uuid.uuid4().hex[:8]}"
-    make_driver(rgw_endpoint, name).ensure_bucket()
-    return name
-
-
-@pytest.fixture(scope="module")
-def driver(rgw_endpoint: rgw.RgwEndpoint, bucket: str) -> S3Driver:
-    driver = make_driver(rgw_endpoint, bucket)
+def test_the_lean_path_is_on(driver: S3Driver) -> None:
     assert driver._single_put is not None
-    return driver
 
 
 @pytest.fixture(scope="module")
