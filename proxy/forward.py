@@ -467,7 +467,8 @@ async def _splice_body(backend: Backend, conn: Connection, client: zerocopy.Clie
     except zerocopy.SpliceError as exc:
         if exc.side == "client":
             exchange.error = "client-gone"
-            return  # uvicorn closes the connection it sees closed
+            client.abandon()
+            return
         exchange.error = "body-failed"
         log.warning("%s backend broke off a response body: %s", backend.name, exc)
         raise UpstreamError("failed", str(exc)) from None

@@ -72,6 +72,13 @@ class ClientSocket:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
+    def abandon(self) -> None:
+        """The client's end failed under the splice: the response cannot be finished, so the
+        connection is closed and the cycle marked as the client's disconnect (uvicorn would
+        otherwise report an app that returned without completing its response)."""
+        self._cycle.disconnected = True
+        self._protocol.transport.close()
+
     def sent(self, count: int) -> None:
         """`count` bytes of the body went out by splice: uvicorn checks the Content-Length it
         announced against what it wrote itself, so they are taken off what it still expects."""

@@ -5,8 +5,10 @@ watched (shadowed) answer still goes through Python."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import logging
 import os
 import socket
 import threading
@@ -190,3 +192,35 @@ def test_a_backend_dying_mid_body_cuts_the_client_and_the_proxy_serves_on(
         with httpx.Client(base_url=url, auth=("bob", USERS["bob"]), timeout=30) as client:
             assert client.request("PROPFIND", dav("bob"), headers={"Depth": "0"}
                                   ).status_code == 207
+
+
+def test_a_client_leaving_mid_body_ends_quietly(env: Env, caplog: pytest.LogCaptureFixture
+                                                ) -> None:
+    caplog.set_level(logging.INFO)
+    size = 64 * 2**20
+    with env.client("alice") as client:
+        assert client.put(dav("alice", "leave.bin"), content=b"L" * size).status_code == 201
+    host, port = env.proxy.removeprefix("http://").split(":")
+    credentials = base64.b64encode(f"alice:{USERS['alice']}".encode()).decode()
+    before = spliced("legacy")
+    with socket.create_connection((host, int(port))) as raw:
+        raw.sendall(f"GET {dav('alice', 'leave.bin')} HTTP/1.1\r\nHost: {host}\r\n"
+                    f"Authorization: Basic {credentials}\r\n\r\n".encode())
+        got = 0
+        while got < 4 * 2**20:
+            got += len(raw.recv(1 << 20))
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not gone_logged(caplog, "leave.bin"):
+        time.sleep(0.05)
+    assert gone_logged(caplog, "leave.bin"), "the access log says the client left"
+    assert spliced("legacy") == before, "an unfinished splice is not counted"
+    assert not [r for r in caplog.records if "without completing" in r.getMessage()]
+    with env.client("alice") as client:  # the proxy serves on
+        assert client.request("PROPFIND", dav("alice"), headers={"Depth": "1"}
+                              ).status_code == 207
+
+
+def gone_logged(caplog: pytest.LogCaptureFixture, name: str) -> bool:
+    return any(r.name == "ocbridge.proxy.access" and name in r.getMessage()
+               and "client-gone" in r.getMessage() for r in caplog.records)
