@@ -224,3 +224,14 @@ def test_a_client_leaving_mid_body_ends_quietly(env: Env, caplog: pytest.LogCapt
 def gone_logged(caplog: pytest.LogCaptureFixture, name: str) -> bool:
     return any(r.name == "ocbridge.proxy.access" and name in r.getMessage()
                and "client-gone" in r.getMessage() for r in caplog.records)
+
+
+def test_head_requests_and_empty_bodies_through_the_proxy(env: Env) -> None:
+    with env.client("alice") as client:
+        assert client.put(dav("alice", "empty.txt"), content=b"").status_code == 201
+        assert client.put(dav("alice", "four.txt"), content=b"four").status_code == 201
+        head = client.head(dav("alice", "four.txt"))
+        assert head.status_code == 200 and head.headers["content-length"] == "4"
+        assert client.get(dav("alice", "empty.txt")).content == b""
+        assert client.get(dav("alice", "four.txt")).content == b"four"
+        assert client.get(dav("alice", "missing.txt")).status_code == 404
