@@ -18,7 +18,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -130,8 +130,13 @@ def copy_batch(root: str, mode: LinkMode, items: list[tuple[str, str]]) -> list[
 
 
 def _copy_one(driver: PosixDriver, mode: LinkMode, blob_id: str, path: str) -> CopyOutcome:
+    return outcome_of(lambda: driver.link_from_path(blob_id, path, mode, checksums=True))
+
+
+def outcome_of(import_blob: Callable[[], BlobInfo]) -> CopyOutcome:
+    """How importing one file went, wherever it ran: its blob, or why it has none."""
     try:
-        return driver.link_from_path(blob_id, path, mode, checksums=True)
+        return import_blob()
     except FileNotFoundError as exc:
         return CopyFailure("missing", str(exc))
     except (StorageError, OSError) as exc:

@@ -77,19 +77,17 @@ class AnnotationPlan:
 
 
 def plan_annotations(want: Annotations, have: Annotations) -> AnnotationPlan:
-    add = Annotations(
-        want.favorites - have.favorites, want.tags - have.tags,
-        want.systemtags - have.systemtags,
-        {k: v for k, v in want.comments.items() if have.comments.get(k) != v},
-        {k: v for k, v in want.markers.items() if have.markers.get(k) != v},
-        {k: v for k, v in want.dead.items() if have.dead.get(k) != v})
-    remove = Annotations(
-        have.favorites - want.favorites, have.tags - want.tags,
-        have.systemtags - want.systemtags,
-        {k: v for k, v in have.comments.items() if want.comments.get(k) != v},
-        {k: v for k, v in have.markers.items() if want.markers.get(k) != v},
-        {k: v for k, v in have.dead.items() if want.dead.get(k) != v})
-    return AnnotationPlan(add, remove)
+    return AnnotationPlan(_missing(want, have), _missing(have, want))
+
+
+def _missing(these: Annotations, there: Annotations) -> Annotations:
+    """What `these` hold that `there` does not (a keyed value counts when it differs)."""
+    return Annotations(
+        these.favorites - there.favorites, these.tags - there.tags,
+        these.systemtags - there.systemtags,
+        {k: v for k, v in these.comments.items() if there.comments.get(k) != v},
+        {k: v for k, v in these.markers.items() if there.markers.get(k) != v},
+        {k: v for k, v in these.dead.items() if there.dead.get(k) != v})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,12 +28,19 @@ from sqlalchemy import Connection
 from bridge import metrics
 from bridge.errors import OcbridgeError
 from bridge.oc10.formats import parse_trash_name, parse_version_name
-from migrate.copier import CopyFailure, CopyItem, CopyOutcome, CopyWorkersFailed, ProcessCopier
+from migrate.copier import (
+    CopyFailure,
+    CopyItem,
+    CopyOutcome,
+    CopyWorkersFailed,
+    ProcessCopier,
+    outcome_of,
+)
 from migrate.source import LegacySource, SourceRow
 from newstack.metadata import schema
 from newstack.metadata.schema import AREA_FILES, AREA_TRASH, NO_PARENT
 from newstack.metadata.store import MetadataStore, NodeRecord
-from newstack.storage.base import BlobInfo, LinkMode, StorageDriver, StorageError
+from newstack.storage.base import BlobInfo, LinkMode, StorageDriver
 from newstack.storage.posix import PosixDriver
 
 log = logging.getLogger("ocbridge.migrate")
@@ -456,19 +463,16 @@ class UserMigration:
             if row.encrypted:
                 return row.fileid, self._blob(row, None)
             path = home + row.path
-            outcome: CopyOutcome
-            try:
+
+            def import_blob() -> BlobInfo:
                 # a link reads the file only to check a stored checksum it cannot trust:
                 # without one there is nothing to check (oC10's '' is kept as it is)
                 hash_it = not may_link or bool(
                     row.checksum and not trusts_stored_checksum(row, os.stat(path)))
-                outcome = self.driver.link_from_path(blob_id_for(row.fileid, row.etag), path,
-                                                     self.options.link_mode, checksums=hash_it)
-            except FileNotFoundError as exc:
-                outcome = CopyFailure("missing", str(exc))
-            except (StorageError, OSError) as exc:
-                outcome = CopyFailure("error", str(exc))
-            return row.fileid, self._blob(row, outcome)
+                return self.driver.link_from_path(blob_id_for(row.fileid, row.etag), path,
+                                                  self.options.link_mode, checksums=hash_it)
+
+            return row.fileid, self._blob(row, outcome_of(import_blob))
 
         if not rows:
             return {}, _NO_SYNC

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -442,8 +441,8 @@ def _spliceable_length(head: Head) -> int:
 
 async def _splice_body(backend: Backend, conn: Connection, client: zerocopy.ClientSocket,
                        length: int, send: Send, exchange: Exchange) -> None:
-    """A large body from the backend's socket to the client's by splice(2) on a thread of its
-    own (proxy/zerocopy.py); what had arrived with the head goes through `send` first. The
+    """A large body from the backend's socket to the client's by splice(2) on a thread
+    (proxy/zerocopy.py); what had arrived with the head goes through `send` first. The
     connection is closed afterwards: its parser never saw the body."""
     conn.spent = True
     early, complete = conn.stop_reading()
@@ -463,7 +462,7 @@ async def _splice_body(backend: Backend, conn: Connection, client: zerocopy.Clie
         if client.gone:
             raise zerocopy.SpliceError("client", "the client went away")
         source, target = os.dup(conn.fileno()), os.dup(client.fileno())
-        await _on_thread(zerocopy.splice_body, source, target, left, timeout)
+        await zerocopy.splice_on_thread(source, target, left, timeout)
     except zerocopy.SpliceError as exc:
         if exc.side == "client":
             exchange.error = "client-gone"
@@ -480,41 +479,6 @@ async def _splice_body(backend: Backend, conn: Connection, client: zerocopy.Clie
     exchange.bytes_out += left
     metrics.PROXY_SPLICED_BYTES.labels(backend.name).inc(left)
     await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-async def _on_thread(splice: Callable[..., None], *args: Any) -> None:
-    """Run a splice on a thread of its own (a shared pool would cap concurrent downloads at
-    its size); when the request is cancelled, the thread is told to stop and waited for, so
-    no thread writes to a socket after its request ended."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-    stop = threading.Event()
-
-    def run() -> None:
-        try:
-            splice(*args, stop)
-        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
-            loop.call_soon_threadsafe(_settle, done, exc)
-        else:
-            loop.call_soon_threadsafe(_settle, done, None)
-
-    thread = threading.Thread(target=run, name="ocbridge-splice", daemon=True)
-    thread.start()
-    try:
-        await asyncio.shield(done)
-    except asyncio.CancelledError:
-        stop.set()
-        await asyncio.to_thread(thread.join)
-        raise
-
-
-def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
-    if future.done():
-        return
-    if exc is None:
-        future.set_result(None)
-    else:
-        future.set_exception(exc)
 
 
 async def _failed(backend: Backend, exc: UpstreamError, send: Send, exchange: Exchange) -> None:

@@ -15,6 +15,7 @@ announced Content-Length went out. Over TLS there is none (the bytes must be enc
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import fcntl
 import os
@@ -98,6 +99,32 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol):
             return
         extensions: dict[str, Any] = cycle.scope.setdefault("extensions", {})
         extensions[EXTENSION] = ClientSocket(self, cycle)
+
+
+async def splice_on_thread(source: int, target: int, length: int, timeout: float) -> None:
+    """`splice_body` on a thread of its own (a shared pool would cap concurrent downloads at
+    its size); when the awaiting request is cancelled, the thread is told to stop and waited
+    for, so no thread writes to a socket after its request ended."""
+    result: concurrent.futures.Future[None] = concurrent.futures.Future()
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            splice_body(source, target, length, timeout, stop)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+            result.set_exception(exc)
+        else:
+            result.set_result(None)
+
+    thread = threading.Thread(target=run, name="ocbridge-splice", daemon=True)
+    thread.start()
+    try:
+        # shielded: a cancelled request must not cancel the future under the running thread
+        await asyncio.shield(asyncio.wrap_future(result))
+    except asyncio.CancelledError:
+        stop.set()
+        await asyncio.to_thread(thread.join)
+        raise
 
 
 def splice_body(source: int, target: int, length: int, timeout: float,

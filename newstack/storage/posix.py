@@ -208,6 +208,7 @@ class PosixDriver:
                     view = memoryview(data)
                     while view:
                         view = view[os.write(out, view):]
+                    self._sync_file(out)  # in the block: left to its end
                 finally:
                     os.close(out)
                 # a new inode: unlike `_rename_into_place`, never the blob's own
@@ -216,8 +217,6 @@ class PosixDriver:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp_name, dir_fd=tmp_dir)
                 raise
-        if self._fsync:
-            deferred.data = True
         return BlobInfo(len(data), accumulator.checksums(), linked_by="copy")
 
     def _open_tmp_dir(self) -> int:

@@ -148,19 +148,22 @@ class S3Driver:
         accumulator = ChecksumAccumulator()
         reader = _PartReader(iter_chunks(stream), self._part_size_for(size), accumulator)
         first = reader.read_part()
-        if reader.at_end():
-            if size is not None and size != accumulator.size:
-                raise size_mismatch(blob_id, size, accumulator.size)
-            with self._sdk_errors(blob_id):
-                if self._single_put is not None:
-                    self._single_put.put(blob_id, first, _content_md5(first))
-                else:
-                    self._client.put_object(
-                        Bucket=self.bucket, Key=blob_id, Body=first, ContentMD5=_content_md5(first)
-                    )
-        else:
+        if not reader.at_end():
             self._put_multipart(blob_id, first, reader, size)
-        return BlobInfo(size=accumulator.size, checksums=accumulator.checksums())
+            return BlobInfo(size=accumulator.size, checksums=accumulator.checksums())
+        if size is not None and size != accumulator.size:
+            raise size_mismatch(blob_id, size, accumulator.size)
+        checksums = accumulator.checksums()
+        # the object is this one part: its MD5 is already known, no second pass over the bytes
+        content_md5 = base64.b64encode(bytes.fromhex(checksums.md5)).decode("ascii")
+        with self._sdk_errors(blob_id):
+            if self._single_put is not None:
+                self._single_put.put(blob_id, first, content_md5)
+            else:
+                self._client.put_object(
+                    Bucket=self.bucket, Key=blob_id, Body=first, ContentMD5=content_md5
+                )
+        return BlobInfo(size=accumulator.size, checksums=checksums)
 
     def open(self, blob_id: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         check_blob_id(blob_id)

@@ -86,10 +86,9 @@ class S3ErrorResponse(Exception):
 
 def uses_proxy(endpoint_url: str) -> bool:
     """Whether the environment routes this endpoint through a proxy (boto3 then does the PUT)."""
-    host = urlsplit(endpoint_url).hostname or ""
-    proxies = urllib.request.getproxies()
-    scheme = urlsplit(endpoint_url).scheme
-    return scheme in proxies and not urllib.request.proxy_bypass(host)
+    split = urlsplit(endpoint_url)
+    return (split.scheme in urllib.request.getproxies()
+            and not urllib.request.proxy_bypass(split.hostname or ""))
 
 
 class S3ConnectionError(Exception):

@@ -109,6 +109,12 @@ def avatar_file(source: LegacySource, uid: str) -> Path:
     return source.instance.data_dir / avatar_path(uid) / "avatar.png"
 
 
+def user_with_avatar(instance: Manifest, source: LegacySource) -> tuple[str, tuple[str, str]]:
+    """The first user with an uploaded avatar, and their credentials."""
+    user = next(u for u in instance.users if avatar_file(source, u["uid"]).is_file())
+    return user["uid"], (user["uid"], user["password"])
+
+
 def test_both_stacks_answer_alike(
         instance: Manifest,
         stacks: tuple[NewstackApp, NewstackApp, LegacySource, Newstack]) -> None:
@@ -279,9 +285,7 @@ def test_a_bomb_is_answered_500_alike_on_both_stacks(
         instance: Manifest,
         stacks: tuple[NewstackApp, NewstackApp, LegacySource, Newstack]) -> None:
     legacy, new, source, stack = stacks
-    users = {u["uid"]: u for u in instance.users}
-    uid = next(u for u in users if avatar_file(source, u).is_file())
-    me = (uid, users[uid]["password"])
+    uid, me = user_with_avatar(instance, source)
     path = avatar_file(source, uid)
     path.write_bytes(bomb())
     os.utime(path, (path.stat().st_mtime + 100, path.stat().st_mtime + 100))
@@ -302,9 +306,7 @@ def test_the_new_stack_keeps_each_variant_once(
         instance: Manifest,
         stacks: tuple[NewstackApp, NewstackApp, LegacySource, Newstack]) -> None:
     legacy, new, source, stack = stacks
-    users = {u["uid"]: u for u in instance.users}
-    uid = next(u for u in users if avatar_file(source, u).is_file())
-    me = (uid, users[uid]["password"])
+    uid, me = user_with_avatar(instance, source)
     with stack.store.read() as conn:
         blob_id = conn.execute(schema.avatars.select()
                                .where(schema.avatars.c.uid == uid)).one().blob_id
@@ -335,9 +337,7 @@ def test_the_legacy_server_keeps_variants_in_memory_within_its_budget(
         instance: Manifest,
         stacks: tuple[NewstackApp, NewstackApp, LegacySource, Newstack]) -> None:
     legacy, _new, source, _stack = stacks
-    users = {u["uid"]: u for u in instance.users}
-    uid = next(u for u in users if avatar_file(source, u).is_file())
-    me = (uid, users[uid]["password"])
+    uid, me = user_with_avatar(instance, source)
     variants = legacy.avatars.source.variants
     first = call(legacy, f"/remote.php/dav/avatars/{uid}/48.png", me).body
     assert variants.used == len(first)
